@@ -1,0 +1,8 @@
+//! The engine of Attention Workshop: tokenizers, models, training and sampling on candle.
+//!
+//! It knows nothing of HTTP or the DOM: the browser's worker, the native runner and the
+//! tests all drive the same code. Modules are by domain.
+
+pub mod error;
+
+pub use error::{Error, Result};
