@@ -4,5 +4,6 @@
 //! tests all drive the same code. Modules are by domain.
 
 pub mod error;
+pub mod grade;
 
 pub use error::{Error, Result};
