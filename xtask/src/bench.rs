@@ -1,0 +1,310 @@
+//! `cargo xtask bench`: the engine against PyTorch on the CPU, same model, same machine, same
+//! run.
+//!
+//! Both sides read the model and workload from `bench/config.json` and write a JSON array of
+//! figures, `{"name": "train", "value": 1234.5, "unit": "tokens/s"}`, one object per figure
+//! (extra keys are ignored). Names both sides use: `train` (AdamW steps),
+//! `sample_kv_cache` and `sample_no_kv_cache` (new tokens from a one-token prompt). The
+//! summary adds `kv_cache_speedup` for each side and pairs every engine figure with the
+//! peer's: `{"name", "value", "unit", "peer": {"name", "value"}, "ratio"}`.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cmd::run;
+use crate::tools;
+
+pub const TRAIN: &str = "train";
+pub const SAMPLE_KV: &str = "sample_kv_cache";
+pub const SAMPLE_NO_KV: &str = "sample_no_kv_cache";
+pub const KV_SPEEDUP: &str = "kv_cache_speedup";
+pub const ENGINE: &str = "engine-cpu";
+pub const PEER: &str = "pytorch-cpu";
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// One engine figure beside the peer's figure of the same name.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Compared {
+    pub name: String,
+    /// The engine's figure; `None` when the engine did not measure it.
+    pub value: Option<f64>,
+    pub unit: String,
+    pub peer: Option<PeerFigure>,
+    /// `value / peer.value`: above 1 the engine is faster.
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PeerFigure {
+    pub name: String,
+    pub value: f64,
+}
+
+pub fn run_all(workspace: &Path) -> Result<()> {
+    tools::ensure_torch()?;
+    let out_dir = workspace.join("target/bench");
+    fs::create_dir_all(&out_dir)?;
+    let engine_json = out_dir.join("engine.json");
+    let peer_json = out_dir.join("pytorch_cpu.json");
+    // A figure from an earlier run must never be reported as this run's.
+    for stale in [&engine_json, &peer_json] {
+        let _ = fs::remove_file(stale);
+    }
+
+    let examples = workspace.join("wasm-engine/examples");
+    if examples.join("bench.rs").exists() || examples.join("bench/main.rs").exists() {
+        println!("\n==> engine ({ENGINE})");
+        run(Command::new("cargo")
+            .current_dir(workspace)
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "engine",
+                "--example",
+                "bench",
+                "--",
+                "--out",
+            ])
+            .arg(&engine_json))?;
+    } else {
+        println!("\n==> engine: skipped, wasm-engine/examples/bench.rs does not exist yet");
+    }
+
+    println!("\n==> peer ({PEER})");
+    run(Command::new("python3")
+        .current_dir(workspace)
+        .args([
+            "bench/nanogpt_cpu.py",
+            "--config",
+            "bench/config.json",
+            "--out",
+        ])
+        .arg(&peer_json))?;
+
+    let engine = read_figures(&engine_json)?;
+    let peer = read_figures(&peer_json)?;
+    let rows = compare(&engine, &peer);
+    println!("\n{}", format_table(&rows));
+    let summary = out_dir.join("summary.json");
+    fs::write(&summary, serde_json::to_string_pretty(&rows)? + "\n")?;
+    println!("wrote {}", summary.display());
+    Ok(())
+}
+
+/// The figures in `path`, or none when the file does not exist.
+fn read_figures(path: &Path) -> Result<Vec<Figure>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = fs::read_to_string(path)?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a JSON array of {{\"name\", \"value\", \"unit\"}} objects",
+            path.display()
+        )
+    })
+}
+
+/// The KV-cache speed-up of one side, when it measured both sampling figures.
+fn kv_speedup(figures: &[Figure]) -> Option<Figure> {
+    let find = |name: &str| figures.iter().find(|f| f.name == name).map(|f| f.value);
+    let (kv, no_kv) = (find(SAMPLE_KV)?, find(SAMPLE_NO_KV)?);
+    (no_kv > 0.0).then(|| Figure {
+        name: KV_SPEEDUP.into(),
+        value: kv / no_kv,
+        unit: "x".into(),
+    })
+}
+
+/// Pairs figures by name, adding the KV-cache speed-up of each side; known figures first.
+pub fn compare(engine: &[Figure], peer: &[Figure]) -> Vec<Compared> {
+    let engine: Vec<Figure> = engine.iter().cloned().chain(kv_speedup(engine)).collect();
+    let peer: Vec<Figure> = peer.iter().cloned().chain(kv_speedup(peer)).collect();
+    let mut names: Vec<&str> = engine.iter().map(|f| f.name.as_str()).collect();
+    for f in &peer {
+        if !names.contains(&f.name.as_str()) {
+            names.push(&f.name);
+        }
+    }
+    // The known figures in reading order, then any others as they came.
+    let order = [TRAIN, SAMPLE_KV, SAMPLE_NO_KV, KV_SPEEDUP];
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
+
+    names
+        .into_iter()
+        .map(|name| {
+            let mine = engine.iter().find(|f| f.name == name);
+            let theirs = peer.iter().find(|f| f.name == name);
+            let unit = mine.or(theirs).map(|f| f.unit.clone()).unwrap_or_default();
+            let value = mine.map(|f| f.value);
+            let ratio = match (value, theirs) {
+                (Some(v), Some(p)) if p.value > 0.0 => Some(v / p.value),
+                _ => None,
+            };
+            Compared {
+                name: name.to_string(),
+                value,
+                unit,
+                peer: theirs.map(|f| PeerFigure {
+                    name: PEER.into(),
+                    value: f.value,
+                }),
+                ratio,
+            }
+        })
+        .collect()
+}
+
+/// Three significant figures or so, whatever the magnitude.
+fn format_value(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A plain-text table, columns padded to their widest cell.
+pub fn format_table(rows: &[Compared]) -> String {
+    let missing = || "-".to_string();
+    let header = [
+        "figure".to_string(),
+        "unit".to_string(),
+        ENGINE.to_string(),
+        PEER.to_string(),
+        "engine/peer".to_string(),
+    ];
+    let mut cells = vec![header];
+    for r in rows {
+        cells.push([
+            r.name.clone(),
+            r.unit.clone(),
+            r.value.map(format_value).unwrap_or_else(missing),
+            r.peer
+                .as_ref()
+                .map(|p| format_value(p.value))
+                .unwrap_or_else(missing),
+            r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(missing),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| cells.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &cells {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            // Names and units read left to right; numbers line up on the right.
+            .map(|(c, (cell, w))| {
+                if c < 2 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(name: &str, value: f64) -> Figure {
+        Figure {
+            name: name.into(),
+            value,
+            unit: "tokens/s".into(),
+        }
+    }
+
+    #[test]
+    fn ratios_pair_by_name_and_add_each_sides_kv_speedup() {
+        let engine = [
+            fig(TRAIN, 5000.0),
+            fig(SAMPLE_KV, 900.0),
+            fig(SAMPLE_NO_KV, 300.0),
+        ];
+        let peer = [
+            fig(SAMPLE_NO_KV, 150.0),
+            fig(TRAIN, 10000.0),
+            fig(SAMPLE_KV, 600.0),
+        ];
+        let rows = compare(&engine, &peer);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, [TRAIN, SAMPLE_KV, SAMPLE_NO_KV, KV_SPEEDUP]);
+        assert_eq!(rows[0].ratio, Some(0.5));
+        assert_eq!(rows[2].ratio, Some(2.0));
+        let kv = &rows[3];
+        assert_eq!(kv.unit, "x");
+        assert_eq!(kv.value, Some(3.0)); // 900 / 300
+        assert_eq!(kv.peer.as_ref().map(|p| p.value), Some(4.0)); // 600 / 150
+        assert_eq!(kv.ratio, Some(0.75));
+    }
+
+    #[test]
+    fn a_missing_side_has_no_ratio() {
+        let peer = [
+            fig(TRAIN, 10000.0),
+            fig(SAMPLE_KV, 600.0),
+            fig(SAMPLE_NO_KV, 150.0),
+        ];
+        let rows = compare(&[], &peer);
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(|r| r.value.is_none() && r.ratio.is_none()));
+        assert_eq!(rows[3].peer.as_ref().map(|p| p.value), Some(4.0));
+        // A zero peer figure gives no ratio rather than infinity.
+        let rows = compare(&[fig(TRAIN, 1.0)], &[fig(TRAIN, 0.0)]);
+        assert_eq!(rows[0].ratio, None);
+    }
+
+    #[test]
+    fn table_pads_columns_and_formats_numbers() {
+        let engine = [
+            fig(TRAIN, 5123.4),
+            fig(SAMPLE_KV, 91.26),
+            fig(SAMPLE_NO_KV, 30.0),
+        ];
+        let peer = [fig(TRAIN, 10246.8), fig(SAMPLE_NO_KV, 15.0)];
+        let table = format_table(&compare(&engine, &peer));
+        let expected = "\
+figure              unit      engine-cpu  pytorch-cpu  engine/peer
+train               tokens/s        5123        10247        0.50x
+sample_kv_cache     tokens/s        91.3            -            -
+sample_no_kv_cache  tokens/s        30.0         15.0        2.00x
+kv_cache_speedup    x               3.04            -            -
+";
+        assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn summary_json_has_one_object_per_figure() {
+        let rows = compare(&[fig(TRAIN, 2.0)], &[fig(TRAIN, 4.0)]);
+        let json = serde_json::to_value(&rows).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{
+                "name": "train", "value": 2.0, "unit": "tokens/s",
+                "peer": {"name": "pytorch-cpu", "value": 4.0}, "ratio": 0.5
+            }])
+        );
+    }
+}
