@@ -1,1 +1,6 @@
-fn main() {}
+//! The site's entry point: mounts the app. Everything else lives in the library.
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(frontend::app::App);
+}

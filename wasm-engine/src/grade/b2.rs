@@ -71,11 +71,11 @@ fn merge(ids: &[u32], pair: Pair, new_id: u32, v: MergeVariant) -> Vec<u32> {
 fn merge_step(ids: &[u32], new_id: u32, v: MergeVariant) -> Option<(Pair, Vec<u32>)> {
     let counts = pair_counts(ids);
     let best = counts.iter().map(|(_, n)| *n).max()?;
-    let tied = counts.iter().filter(|(_, n)| *n == best).map(|(p, _)| *p);
+    let mut tied = counts.iter().filter(|(_, n)| *n == best).map(|(p, _)| *p);
     let pair = if v.tie_smallest {
         tied.min()?
     } else if v.tie_last {
-        tied.last()?
+        tied.next_back()?
     } else {
         counts.iter().find(|(_, n)| *n == best)?.0
     };

@@ -222,10 +222,10 @@ fn attention(q: &Matrix, k: &Matrix, v: &Matrix, var: AttnVariant) -> Matrix {
     };
     if var.softmax_over_queries {
         for j in 0..t {
-            let mut col: Vec<f64> = (0..t).map(|i| scores[i][j]).collect();
+            let mut col: Vec<f64> = scores.iter().map(|row| row[j]).collect();
             softmax(&mut col);
-            for i in 0..t {
-                scores[i][j] = col[i];
+            for (row, x) in scores.iter_mut().zip(col) {
+                row[j] = x;
             }
         }
     } else {

@@ -1,0 +1,23 @@
+//! One file per page.
+
+mod course_map;
+mod lesson;
+mod progress;
+
+pub use course_map::CourseMap;
+pub use lesson::LessonPage;
+pub use progress::ProgressPage;
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <section class="page narrow">
+            <h1>"Page not found"</h1>
+            <p>"There is no page at this address. The course map lists every lesson."</p>
+            <p><A href="/">"Go to the course map"</A></p>
+        </section>
+    }
+}

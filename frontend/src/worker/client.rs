@@ -1,0 +1,117 @@
+//! The page's handle on the engine worker: one worker per tab, shared by every widget.
+//! Widgets send [`Request`]s and subscribe to [`Event`]s for as long as they are mounted.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, Worker};
+
+use super::protocol::{Event, Request};
+
+type Listener = Rc<dyn Fn(&Event)>;
+
+struct Inner {
+    worker: Worker,
+    listeners: RefCell<Vec<(u64, Listener)>>,
+    next_id: RefCell<u64>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+/// A cheap, clonable handle.
+#[derive(Clone)]
+pub struct EngineClient(Rc<Inner>);
+
+thread_local! {
+    static CLIENT: RefCell<Option<EngineClient>> = const { RefCell::new(None) };
+}
+
+/// Unsubscribes when dropped.
+pub struct Subscription {
+    client: EngineClient,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.client
+            .0
+            .listeners
+            .borrow_mut()
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl EngineClient {
+    /// The tab's worker, started on first use.
+    pub fn get() -> Result<Self, String> {
+        CLIENT.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(client) = c.as_ref() {
+                return Ok(client.clone());
+            }
+            let client = Self::start()?;
+            *c = Some(client.clone());
+            Ok(client)
+        })
+    }
+
+    fn start() -> Result<Self, String> {
+        // trunk builds the worker with wasm-bindgen's no-modules target and this loader shim.
+        let worker = Worker::new("/engine-worker_loader.js")
+            .map_err(|e| format!("cannot start the engine worker: {e:?}"))?;
+        let inner = Rc::new_cyclic(|weak: &std::rc::Weak<Inner>| {
+            let weak = weak.clone();
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                let Some(inner) = weak.upgrade() else { return };
+                let Some(text) = ev.data().as_string() else {
+                    return;
+                };
+                let event: Event = match serde_json::from_str(&text) {
+                    Ok(e) => e,
+                    Err(e) => Event::Error {
+                        what: "worker".into(),
+                        message: format!("unreadable message from the engine worker: {e}"),
+                    },
+                };
+                // Copy the list: a listener may subscribe or unsubscribe while it runs.
+                let listeners: Vec<Listener> = inner
+                    .listeners
+                    .borrow()
+                    .iter()
+                    .map(|(_, l)| l.clone())
+                    .collect();
+                for l in listeners {
+                    l(&event);
+                }
+            });
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            Inner {
+                worker: worker.clone(),
+                listeners: RefCell::new(Vec::new()),
+                next_id: RefCell::new(0),
+                _on_message: on_message,
+            }
+        });
+        Ok(Self(inner))
+    }
+
+    pub fn send(&self, request: &Request) {
+        let text = serde_json::to_string(request).expect("requests serialize");
+        let _ = self.0.worker.post_message(&JsValue::from_str(&text));
+    }
+
+    /// Calls `f` on every event until the returned subscription is dropped.
+    pub fn subscribe(&self, f: impl Fn(&Event) + 'static) -> Subscription {
+        let id = {
+            let mut n = self.0.next_id.borrow_mut();
+            *n += 1;
+            *n
+        };
+        self.0.listeners.borrow_mut().push((id, Rc::new(f)));
+        Subscription {
+            client: self.clone(),
+            id,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Messages between the page and the engine worker, as serde enums sent as JSON text.
+
+use serde::{Deserialize, Serialize};
+
+/// The model a training widget asks for (the rest of `gpt::Config` is fixed by the widget).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    /// URL of the corpus, fetched by the worker.
+    pub corpus_url: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub max_steps: usize,
+    pub eval_interval: usize,
+    /// Steps between samples shown while training.
+    pub sample_interval: usize,
+}
+
+/// Which tokenizer the playground colours a text with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerChoice {
+    Char,
+    /// Our BPE, trained in this tab by `TrainBpe`.
+    Trained,
+    /// The BPE shipped with the site.
+    Shipped,
+}
+
+/// Page to worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    StartTraining {
+        run: u32,
+        spec: TrainSpec,
+    },
+    Pause,
+    Resume,
+    Stop,
+    /// Loads a shipped checkpoint folder (`config.json` + `model.safetensors`) by URL.
+    LoadModel {
+        url: String,
+    },
+    /// Samples from the shipped model (`trained == false`) or the one being trained.
+    Generate {
+        trained: bool,
+        prompt: String,
+        max_new_tokens: usize,
+        temperature: f32,
+        seed: u64,
+    },
+    /// Trains our BPE on the first `corpus_bytes` of a corpus.
+    TrainBpe {
+        corpus_url: String,
+        corpus_bytes: usize,
+        vocab_size: usize,
+    },
+    /// Loads the shipped BPE from a checkpoint's `config.json`.
+    LoadShippedBpe {
+        url: String,
+    },
+    Tokenize {
+        text: String,
+        with: TokenizerChoice,
+    },
+}
+
+/// One token of a tokenized text, for colouring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Piece {
+    pub id: u32,
+    /// The token's text (bytes that are not valid UTF-8 on their own shown as `\xNN`).
+    pub text: String,
+}
+
+/// Worker to page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Ready,
+    /// Long work under way: `done` of `total` (`what` says which).
+    Progress {
+        what: String,
+        done: usize,
+        total: usize,
+    },
+    TrainingStarted {
+        run: u32,
+        n_params: usize,
+        vocab_size: usize,
+        train_tokens: usize,
+    },
+    Step {
+        run: u32,
+        step: usize,
+        loss: f32,
+        lr: f64,
+        tokens_per_sec: f64,
+    },
+    Eval {
+        run: u32,
+        step: usize,
+        train: f32,
+        val: f32,
+    },
+    Sample {
+        run: u32,
+        step: usize,
+        text: String,
+    },
+    Paused {
+        run: u32,
+    },
+    Resumed {
+        run: u32,
+    },
+    TrainingDone {
+        run: u32,
+        step: usize,
+    },
+    ModelLoaded {
+        url: String,
+        n_params: usize,
+        vocab_size: usize,
+        step: usize,
+        val_loss: Option<f32>,
+    },
+    /// Text generated so far (sent in pieces as it comes).
+    Generated {
+        trained: bool,
+        text: String,
+        done: bool,
+        tokens_per_sec: f64,
+    },
+    BpeReady {
+        shipped: bool,
+        vocab_size: usize,
+        merges: usize,
+    },
+    Tokens {
+        with: TokenizerChoice,
+        pieces: Vec<Piece>,
+    },
+    Error {
+        what: String,
+        message: String,
+    },
+}
