@@ -1,0 +1,519 @@
+//! GPT: a decoder-only transformer language model.
+//!
+//! Radford et al., "Language Models are Unsupervised Multitask Learners" (GPT-2, 2019), in the
+//! form of Karpathy's nanoGPT `model.py`: token and learned position embeddings, a stack of
+//! pre-LayerNorm blocks (causal multi-head self-attention, then a GELU MLP, each inside a
+//! residual connection), a final LayerNorm, and a head tied to the token embedding.
+//!
+//! Tensor names follow GPT-2 (`wte`, `wpe`, `h.{i}.attn.c_attn`, `ln_f`), so a checkpoint maps
+//! onto Hugging Face's `GPT2LMHeadModel` by name (see `checkpoint::export_hf_gpt2`). Weights are
+//! stored in candle's `Linear` layout `(out, in)`; GPT-2's `Conv1D` stores the transpose.
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The shape of a GPT. Field names are nanoGPT's `GPTConfig`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    /// Longest context the model attends over (GPT-2's `n_positions`).
+    pub block_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Width of the residual stream (`hidden_size` in Hugging Face's naming).
+    pub n_embd: usize,
+    /// Dropout probability on embeddings, attention weights and residual branches; 0 is
+    /// right for pretraining small models (nanoGPT's default) and keeps training deterministic.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT can drop them).
+    #[serde(default = "default_bias")]
+    pub bias: bool,
+}
+
+fn default_bias() -> bool {
+    true
+}
+
+impl Config {
+    /// Checks every field; the error names the first field that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("block_size", self.block_size),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(Error::config(field, "must be greater than 0"));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(Error::config(
+                "n_embd",
+                format!(
+                    "width {} is not divisible by n_head {}; choose a width that is a multiple of the head count",
+                    self.n_embd, self.n_head
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "dropout",
+                format!("{} is not a probability in [0, 1)", self.dropout),
+            ));
+        }
+        // Guard against configs that cannot possibly fit: 2^31 parameters is 8 GiB of f32.
+        if self.n_params() > (1 << 31) {
+            return Err(Error::config(
+                "n_embd",
+                format!("{} parameters is too many for this engine", self.n_params()),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Number of parameters, counting the tied head once (as nanoGPT's `get_num_params`
+    /// with `non_embedding=False`).
+    pub fn n_params(&self) -> usize {
+        let (c, l, v, t) = (self.n_embd, self.n_layer, self.vocab_size, self.block_size);
+        let b = usize::from(self.bias);
+        let ln = c + b * c;
+        let attn = c * 3 * c + b * 3 * c + c * c + b * c;
+        let mlp = c * 4 * c + b * 4 * c + 4 * c * c + b * c;
+        let block = 2 * ln + attn + mlp;
+        v * c + t * c + l * block + ln
+    }
+}
+
+/// LayerNorm over the last dimension, from primitive ops so that it has a backward pass
+/// (candle-nn's fused kernel has none). Ba et al., "Layer Normalization" (2016).
+struct LayerNorm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl LayerNorm {
+    const EPS: f64 = 1e-5;
+
+    fn new(size: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?;
+        let bias = if bias {
+            Some(vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mean = xs.mean_keepdim(D::Minus1)?;
+        let xs = xs.broadcast_sub(&mean)?;
+        let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
+        let xs = xs.broadcast_div(&(var + Self::EPS)?.sqrt()?)?;
+        let xs = xs.broadcast_mul(&self.weight)?;
+        Ok(match &self.bias {
+            Some(bias) => xs.broadcast_add(bias)?,
+            None => xs,
+        })
+    }
+}
+
+fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    let init = candle_nn::Init::Randn {
+        mean: 0.0,
+        stdev: 0.02,
+    };
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = if bias {
+        Some(vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+/// Inverted dropout: zero each element with probability `p` and scale the rest by 1/(1-p).
+fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
+    if !train || p == 0.0 {
+        return Ok(xs.clone());
+    }
+    Ok(candle_nn::ops::dropout(xs, p)?)
+}
+
+/// Keys and values of the positions seen so far, per layer, so that each new token costs one
+/// row of attention instead of a whole forward pass over the prefix.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(n_layer: usize) -> Self {
+        Self {
+            layers: vec![None; n_layer],
+        }
+    }
+
+    /// Number of positions cached (in every layer, between forward passes).
+    pub fn len(&self) -> usize {
+        self.layer_len(0)
+    }
+
+    /// Positions cached in layer `i`; during a forward pass, earlier layers are ahead.
+    fn layer_len(&self, i: usize) -> usize {
+        match self.layers.get(i) {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.layers.iter_mut().for_each(|l| *l = None);
+    }
+
+    /// Bytes held: layers × 2 × heads × head_dim × tokens × 4 (f32).
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * 4)
+            .sum()
+    }
+
+    /// Appends new keys and values `(b, n_head, t, head_dim)` to layer `i`, returning the
+    /// whole cached sequence.
+    fn append(&mut self, i: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+        let (k, v) = match self.layers[i].take() {
+            Some((past_k, past_v)) => (
+                Tensor::cat(&[&past_k, &k], 2)?,
+                Tensor::cat(&[&past_v, &v], 2)?,
+            ),
+            None => (k, v),
+        };
+        self.layers[i] = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+}
+
+/// Additive causal mask `(t, offset + t)`: query `i` (absolute position `offset + i`) may
+/// attend to keys `0..=offset + i`; later keys get -inf so softmax gives them zero weight.
+fn causal_mask(t: usize, offset: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let total = offset + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(mask, (t, total), device)?.to_dtype(dtype)?)
+}
+
+/// Causal multi-head self-attention, Vaswani et al. (2017) §3.2, with a fused q|k|v projection.
+struct CausalSelfAttention {
+    c_attn: Linear,
+    c_proj: Linear,
+    n_head: usize,
+    head_dim: usize,
+    dropout: f32,
+}
+
+impl CausalSelfAttention {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.n_embd;
+        Ok(Self {
+            c_attn: linear(c, 3 * c, cfg.bias, vb.pp("c_attn"))?,
+            c_proj: linear(c, c, cfg.bias, vb.pp("c_proj"))?,
+            n_head: cfg.n_head,
+            head_dim: cfg.head_dim(),
+            dropout: cfg.dropout,
+        })
+    }
+
+    /// Projects `xs` to per-head queries, keys and values, each `(b, n_head, t, head_dim)`.
+    fn qkv(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b_sz, seq_len, c) = xs.dims3()?;
+        let qkv = self.c_attn.forward(xs)?; // (b, t, 3c)
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, i * c, c)? // (b, t, c)
+                .reshape((b_sz, seq_len, self.n_head, self.head_dim))?
+                .transpose(1, 2)? // (b, n_head, t, head_dim)
+                .contiguous()?)
+        };
+        Ok((split(0)?, split(1)?, split(2)?))
+    }
+
+    /// softmax(q kᵀ / √d + mask) v, then the output projection. `offset` is how many
+    /// positions precede `q` (nonzero only when keys come from a cache).
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        offset: usize,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b_sz, _, seq_len, _) = q.dims4()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let att = (q.matmul(&k.t()?)? * scale)?; // (b, n_head, t, offset + t)
+        let att = if seq_len > 1 {
+            att.broadcast_add(&causal_mask(seq_len, offset, q.dtype(), q.device())?)?
+        } else {
+            att // a single new query may see every cached key
+        };
+        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+        let att = dropout(&att, self.dropout, train)?;
+        let ys = att.matmul(v)?; // (b, n_head, t, head_dim)
+        let ys = ys
+            .transpose(1, 2)? // (b, t, n_head, head_dim)
+            .reshape((b_sz, seq_len, self.n_head * self.head_dim))?; // (b, t, c)
+        let ys = self.c_proj.forward(&ys)?;
+        dropout(&ys, self.dropout, train)
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let (q, k, v) = self.qkv(xs)?;
+        self.attend(&q, &k, &v, 0, train)
+    }
+
+    fn forward_cached(&self, xs: &Tensor, cache: &mut KvCache, layer: usize) -> Result<Tensor> {
+        let offset = cache.layer_len(layer);
+        let (q, k, v) = self.qkv(xs)?;
+        let (k, v) = cache.append(layer, k, v)?; // (b, n_head, offset + t, head_dim)
+        self.attend(&q, &k, &v, offset, false)
+    }
+
+    /// Attention weights `(b, n_head, t, t)` for a sequence, for visualisation.
+    fn weights(&self, xs: &Tensor) -> Result<Tensor> {
+        let (q, k, _) = self.qkv(xs)?;
+        let seq_len = q.dim(2)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let att = (q.matmul(&k.t()?)? * scale)?;
+        let att = att.broadcast_add(&causal_mask(seq_len, 0, q.dtype(), q.device())?)?;
+        Ok(candle_nn::ops::softmax(&att, D::Minus1)?)
+    }
+}
+
+/// The position-wise feed-forward network: expand 4×, GELU, project back.
+struct Mlp {
+    c_fc: Linear,
+    c_proj: Linear,
+    dropout: f32,
+}
+
+impl Mlp {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.n_embd;
+        Ok(Self {
+            c_fc: linear(c, 4 * c, cfg.bias, vb.pp("c_fc"))?,
+            c_proj: linear(4 * c, c, cfg.bias, vb.pp("c_proj"))?,
+            dropout: cfg.dropout,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let xs = self.c_fc.forward(xs)?.gelu_erf()?; // (b, t, 4c)
+        let xs = self.c_proj.forward(&xs)?; // (b, t, c)
+        dropout(&xs, self.dropout, train)
+    }
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    attn: CausalSelfAttention,
+    ln_2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            ln_1: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_1"))?,
+            attn: CausalSelfAttention::new(cfg, vb.pp("attn"))?,
+            ln_2: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_2"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+        })
+    }
+
+    // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let xs = (xs + self.attn.forward(&self.ln_1.forward(xs)?, train)?)?;
+        let residual = &xs;
+        Ok((residual + self.mlp.forward(&self.ln_2.forward(&xs)?, train)?)?)
+    }
+
+    fn forward_cached(&self, xs: &Tensor, cache: &mut KvCache, layer: usize) -> Result<Tensor> {
+        let xs = (xs
+            + self
+                .attn
+                .forward_cached(&self.ln_1.forward(xs)?, cache, layer)?)?;
+        Ok((&xs + self.mlp.forward(&self.ln_2.forward(&xs)?, false)?)?)
+    }
+}
+
+/// The language model: token ids `(b, t)` in, next-token logits `(b, t, vocab_size)` out.
+pub struct Gpt {
+    wte: Embedding,
+    wpe: Embedding,
+    h: Vec<Block>,
+    ln_f: LayerNorm,
+    config: Config,
+}
+
+impl Gpt {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let wte = vb.get_with_hints((cfg.vocab_size, cfg.n_embd), "wte.weight", init)?;
+        let wpe = vb.get_with_hints((cfg.block_size, cfg.n_embd), "wpe.weight", init)?;
+        let h = (0..cfg.n_layer)
+            .map(|i| Block::new(cfg, vb.pp(format!("h.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            wte: Embedding::new(wte, cfg.n_embd),
+            wpe: Embedding::new(wpe, cfg.n_embd),
+            h,
+            ln_f: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_f"))?,
+            config: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        self.wte.embeddings().device()
+    }
+
+    /// Token plus position embeddings for `idx` placed at positions `offset..offset + t`.
+    fn embed(&self, idx: &Tensor, offset: usize, train: bool) -> Result<Tensor> {
+        let (_, seq_len) = idx.dims2()?;
+        if offset + seq_len > self.config.block_size {
+            return Err(Error::config(
+                "block_size",
+                format!(
+                    "sequence of {} tokens is longer than the model's context of {}",
+                    offset + seq_len,
+                    self.config.block_size
+                ),
+            ));
+        }
+        let pos = Tensor::arange(offset as u32, (offset + seq_len) as u32, idx.device())?;
+        let tok_emb = self.wte.forward(idx)?; // (b, t, c)
+        let pos_emb = self.wpe.forward(&pos)?; // (t, c)
+        dropout(
+            &tok_emb.broadcast_add(&pos_emb)?,
+            self.config.dropout,
+            train,
+        )
+    }
+
+    /// The head shares its weight with `wte` (Press & Wolf, 2017): logits = ln_f(x) Wteᵀ.
+    fn head(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = self.ln_f.forward(xs)?;
+        Ok(xs.broadcast_matmul(&self.wte.embeddings().t()?)?) // (b, t, vocab)
+    }
+
+    /// The residual stream after the last block, `(b, t, c)`. With a cache, `idx` holds the
+    /// tokens that follow the cached positions, and their keys and values are appended.
+    fn hidden(&self, idx: &Tensor, cache: Option<&mut KvCache>, train: bool) -> Result<Tensor> {
+        let offset = cache.as_ref().map_or(0, |c| c.len());
+        let mut xs = self.embed(idx, offset, train)?;
+        match cache {
+            None => {
+                for block in &self.h {
+                    xs = block.forward(&xs, train)?;
+                }
+            }
+            Some(cache) => {
+                for (i, block) in self.h.iter().enumerate() {
+                    xs = block.forward_cached(&xs, cache, i)?;
+                }
+            }
+        }
+        Ok(xs)
+    }
+
+    /// Logits for every position and, given targets `(b, t)`, the mean cross-entropy loss.
+    pub fn forward(
+        &self,
+        idx: &Tensor,
+        targets: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let logits = self.head(&self.hidden(idx, None, train)?)?;
+        let loss = match targets {
+            Some(targets) => {
+                let (b_sz, seq_len, vocab) = logits.dims3()?;
+                let flat = logits.reshape((b_sz * seq_len, vocab))?;
+                Some(candle_nn::loss::cross_entropy(
+                    &flat,
+                    &targets.flatten_all()?,
+                )?)
+            }
+            None => None,
+        };
+        Ok((logits, loss))
+    }
+
+    /// Logits `(b, t, vocab)` for new tokens `idx` that follow the positions already in
+    /// `cache`, appending their keys and values to it.
+    pub fn forward_cached(&self, idx: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.head(&self.hidden(idx, Some(cache), false)?)
+    }
+
+    /// Logits `(b, vocab)` of the token after the last of `idx`: all that generation needs,
+    /// so the head runs on the last position only (nanoGPT's inference shortcut).
+    pub fn next_logits(&self, idx: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let xs = self.hidden(idx, cache, false)?;
+        let seq_len = xs.dim(1)?;
+        let last = xs.narrow(1, seq_len - 1, 1)?; // (b, 1, c)
+        Ok(self.head(&last)?.squeeze(1)?)
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.config.n_layer)
+    }
+
+    /// Attention weights of every layer, each `(n_head, t, t)`, for a single sequence.
+    pub fn attention_maps(&self, idx: &[u32]) -> Result<Vec<Tensor>> {
+        let idx = Tensor::new(idx, self.device())?.unsqueeze(0)?;
+        let mut xs = self.embed(&idx, 0, false)?;
+        let mut maps = Vec::with_capacity(self.h.len());
+        for block in &self.h {
+            maps.push(block.attn.weights(&block.ln_1.forward(&xs)?)?.squeeze(0)?);
+            xs = block.forward(&xs, false)?;
+        }
+        Ok(maps)
+    }
+}
+
+/// Mean cross-entropy of predicting `targets` from `idx` without building a graph.
+pub fn loss_no_grad(model: &Gpt, idx: &Tensor, targets: &Tensor) -> Result<f32> {
+    let (_, loss) = model.forward(idx, Some(targets), false)?;
+    let loss = loss.expect("targets were given");
+    Ok(loss.detach().to_dtype(DType::F32)?.to_scalar::<f32>()?)
+}

@@ -1,0 +1,3 @@
+//! Model architectures, one file each, written to read like their papers.
+
+pub mod gpt;

@@ -1,0 +1,159 @@
+//! Sampling: the filtered distributions, seeding, and the KV cache giving identical tokens.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use engine::model::gpt::{Config, Gpt};
+use engine::sample::{Generator, SamplingConfig, distribution, generate};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A small model with seeded weights large enough that its distributions are far from flat.
+fn model(block_size: usize) -> Gpt {
+    let cfg = Config {
+        vocab_size: 11,
+        block_size,
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 16,
+        dropout: 0.0,
+        bias: true,
+    };
+    let varmap = VarMap::new();
+    let model = Gpt::new(
+        &cfg,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let mut vars: Vec<_> = varmap.data().lock().unwrap().clone().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (_, var) in vars {
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-0.6..0.6))
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    model
+}
+
+fn approx(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+}
+
+#[test]
+fn greedy_is_one_hot_on_the_argmax() {
+    let p = distribution(&[0.1, 2.0, -1.0, 2.0], &SamplingConfig::greedy());
+    assert_eq!(p, vec![0.0, 1.0, 0.0, 0.0]); // ties go to the lower id
+}
+
+#[test]
+fn temperature_top_k_and_top_p_cut_the_distribution() {
+    let logits: Vec<f32> = [0.5f32, 0.3, 0.2].iter().map(|p| p.ln()).collect();
+    let plain = SamplingConfig::default();
+    assert!(approx(&distribution(&logits, &plain), &[0.5, 0.3, 0.2]));
+
+    // T = 2 flattens: p ∝ √p_i.
+    let hot = SamplingConfig {
+        temperature: 2.0,
+        ..plain.clone()
+    };
+    let s: f32 = [0.5f32, 0.3, 0.2].iter().map(|p| p.sqrt()).sum();
+    let expected: Vec<f32> = [0.5f32, 0.3, 0.2].iter().map(|p| p.sqrt() / s).collect();
+    assert!(approx(&distribution(&logits, &hot), &expected));
+
+    let top_k = SamplingConfig {
+        top_k: Some(2),
+        ..plain.clone()
+    };
+    assert!(approx(&distribution(&logits, &top_k), &[0.625, 0.375, 0.0]));
+
+    // The nucleus is the smallest prefix whose mass reaches p: 0.5 < 0.6 ≤ 0.5 + 0.3.
+    let top_p = SamplingConfig {
+        top_p: Some(0.6),
+        ..plain.clone()
+    };
+    assert!(approx(&distribution(&logits, &top_p), &[0.625, 0.375, 0.0]));
+    let tight = SamplingConfig {
+        top_p: Some(0.5),
+        ..plain
+    };
+    assert!(approx(&distribution(&logits, &tight), &[1.0, 0.0, 0.0]));
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let m = model(8);
+    for cfg in [
+        SamplingConfig {
+            top_p: Some(0.0),
+            ..SamplingConfig::default()
+        },
+        SamplingConfig {
+            top_k: Some(0),
+            ..SamplingConfig::default()
+        },
+        SamplingConfig {
+            temperature: -1.0,
+            ..SamplingConfig::default()
+        },
+    ] {
+        assert!(generate(&m, &[1], 3, &cfg, true).is_err(), "{cfg:?}");
+    }
+    assert!(generate(&m, &[], 3, &SamplingConfig::default(), true).is_err());
+    assert!(generate(&m, &[99], 3, &SamplingConfig::default(), true).is_err());
+}
+
+#[test]
+fn kv_cache_gives_identical_tokens() {
+    let m = model(16);
+    let settings = [
+        SamplingConfig::greedy(),
+        SamplingConfig {
+            temperature: 1.0,
+            seed: 5,
+            ..SamplingConfig::default()
+        },
+        SamplingConfig {
+            temperature: 0.8,
+            top_k: Some(4),
+            top_p: Some(0.9),
+            seed: 9,
+        },
+    ];
+    for cfg in settings {
+        // 40 tokens from a 3-token prompt runs well past the 16-token context, where the
+        // window slides and the cache is rebuilt.
+        let plain = generate(&m, &[1, 2, 3], 40, &cfg, false).unwrap();
+        let cached = generate(&m, &[1, 2, 3], 40, &cfg, true).unwrap();
+        assert_eq!(plain, cached, "{cfg:?}");
+        assert_eq!(plain.len(), 40);
+    }
+}
+
+#[test]
+fn sampling_is_seeded() {
+    let m = model(32);
+    let cfg = |seed| SamplingConfig {
+        seed,
+        ..SamplingConfig::default()
+    };
+    let a = generate(&m, &[4], 20, &cfg(1), true).unwrap();
+    assert_eq!(a, generate(&m, &[4], 20, &cfg(1), true).unwrap());
+    assert_ne!(a, generate(&m, &[4], 20, &cfg(2), true).unwrap());
+}
+
+#[test]
+fn the_generator_exposes_each_distribution() {
+    let m = model(32);
+    let mut g = Generator::new(&m, &[1, 2], SamplingConfig::default(), true).unwrap();
+    let token = g.next_token().unwrap();
+    let p = g.last_distribution();
+    assert_eq!(p.len(), 11);
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(p[token as usize] > 0.0);
+    assert_eq!(g.tokens(), &[1, 2, token]);
+    // 2 layers × 2 (k, v) × 16 wide × 3 positions × 4 bytes (the newest token is not yet fed).
+    g.next_token().unwrap();
+    assert_eq!(g.cache_bytes(), 2 * 2 * 16 * 3 * 4);
+}
