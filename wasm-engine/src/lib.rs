@@ -5,5 +5,6 @@
 
 pub mod error;
 pub mod grade;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
