@@ -3,8 +3,15 @@
 //! It knows nothing of HTTP or the DOM: the browser's worker, the native runner and the
 //! tests all drive the same code. Modules are by domain.
 
+pub mod checkpoint;
+pub mod data;
+pub mod device;
 pub mod error;
 pub mod grade;
+pub mod model;
+pub mod protocol;
+pub mod sample;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
