@@ -13,7 +13,7 @@ mod tools;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -47,19 +47,33 @@ enum Task {
     Assets,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run_task(cli.task) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the context chain on one line; no backtrace, even with
+            // RUST_BACKTRACE set: the chain says what failed and how to fix it.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<ExitCode> {
     let workspace = workspace_root();
     let cache = Cache::from_env()?;
     cache.put_on_path()?;
 
-    match cli.task {
+    match task {
         Task::Setup => setup(&cache, &workspace),
         Task::Serve { addr } => serve(&cache, &workspace, &addr),
-        Task::Test => test::run_all(&cache, &workspace),
+        // Reports its own failures, so that its count of tests is the last line printed.
+        Task::Test => return Ok(test::run_all(&cache, &workspace)),
         Task::Bench => bench::run_all(&workspace),
         Task::Assets => assets(&workspace),
-    }
+    }?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The workspace root: this crate's parent folder.
@@ -90,7 +104,8 @@ fn serve(cache: &Cache, workspace: &Path, addr: &str) -> Result<()> {
         println!("[serve] frontend/index.html does not exist yet: starting the runner alone");
         None
     };
-    println!("[serve] http://{addr}/");
+    let page = if site.is_some() { "" } else { "api/health" };
+    println!("[serve] http://{addr}/{page}");
     run(site::runner_command(site.as_deref(), addr).current_dir(workspace))
 }
 

@@ -1,10 +1,9 @@
 //! Building the site with trunk and starting the runner that serves it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cmd::run_timed;
 use crate::tools::{self, Cache};
@@ -18,47 +17,31 @@ pub fn dist(workspace: &Path) -> PathBuf {
     workspace.join("dist")
 }
 
-/// `trunk build --release` into `dist/`, then Pyodide into `dist/pyodide/`. Installs what is
-/// missing first.
+/// `trunk build --release` into `dist/`, after installing what is missing. The root
+/// `Trunk.toml` names the page, the output folder and the post-build hook that copies Pyodide
+/// (from this cache), the corpus and the models into the site.
 pub fn build(cache: &Cache, workspace: &Path) -> Result<()> {
     tools::ensure_wasm_target()?;
     tools::ensure_trunk(cache)?;
     tools::ensure_wasm_bindgen(cache, workspace)?;
     tools::ensure_wasm_opt(cache)?;
-    let pyodide = tools::ensure_pyodide(cache)?;
+    tools::ensure_pyodide(cache)?;
 
-    let dist = dist(workspace);
     let took = run_timed(
         Command::new("trunk")
-            .current_dir(workspace.join("frontend"))
-            .args(["build", "--release", "--dist"])
-            .arg(&dist)
-            .arg("index.html"),
+            .current_dir(workspace)
+            .args(["build", "--release"]),
     )?;
-    println!("[site] trunk build --release: {}", crate::human(took));
-
-    // trunk empties dist/ on every build, so the copy happens after it.
-    copy_files(&pyodide, &dist.join("pyodide"))?;
-    println!("[site] built into {}", dist.display());
+    println!(
+        "[site] trunk build --release into {}: {}",
+        dist(workspace).display(),
+        crate::human(took)
+    );
     Ok(())
 }
 
-/// Copies the regular files at the top of `from` (Pyodide's runtime is flat) into `to`.
-fn copy_files(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).with_context(|| format!("could not create {}", to.display()))?;
-    for entry in fs::read_dir(from).with_context(|| format!("could not read {}", from.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            let dest = to.join(entry.file_name());
-            fs::copy(entry.path(), &dest)
-                .with_context(|| format!("could not copy to {}", dest.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// The one place that knows the runner's command line. `site` is the built site to serve;
-/// without it the runner serves only its own pages (health).
+/// The one place that knows the runner's command line (flags in native-runner/src/lib.rs).
+/// `site` is the built site to serve at `/`; without it the runner serves only `/api`.
 pub fn runner_command(site: Option<&Path>, addr: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(["run", "--release", "-p", "runner", "--"]);

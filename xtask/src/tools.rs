@@ -143,10 +143,9 @@ pub fn ensure_wasm_opt(cache: &Cache) -> Result<()> {
     ensure_npm_package(cache, "binaryen", BINARYEN_VERSION)
 }
 
-/// Pyodide from the npm registry; returns the package folder to copy into `dist/pyodide/`.
-pub fn ensure_pyodide(cache: &Cache) -> Result<PathBuf> {
-    ensure_npm_package(cache, "pyodide", PYODIDE_VERSION)?;
-    Ok(cache.node_modules().join("pyodide"))
+/// Pyodide from the npm registry; trunk's post-build hook copies it into `dist/pyodide/`.
+pub fn ensure_pyodide(cache: &Cache) -> Result<()> {
+    ensure_npm_package(cache, "pyodide", PYODIDE_VERSION)
 }
 
 fn ensure_npm_package(cache: &Cache, name: &str, version: &str) -> Result<()> {
