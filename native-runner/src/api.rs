@@ -17,7 +17,6 @@ use engine::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 use engine::model::gpt;
 use engine::protocol::{CorpusInfo, Health, Job, JobId, JobSpec, JobState, TokenizerSpec};
 use engine::train::StepMetrics;
-use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tower::ServiceExt;
@@ -252,23 +251,32 @@ async fn jobs_events(
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> Result<Response> {
     let id = job_id(&id)?;
-    state.store.job(id)?;
+    let job = state.store.job(id)?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     let after = last_event_id.or(q.after).unwrap_or(0);
+    if job.state.is_final() && state.store.events_after(id, after, 1)?.is_empty() {
+        // An EventSource reconnects whenever a stream ends; 204 tells it to stop.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     // Subscribe before the first read, so no event falls between reading and waiting.
     let wakeups = state.store.subscribe();
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(stream_events(state, id, after, wakeups, tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
+        rx.recv().await.map(|event| (SseItem::Ok(event), rx))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
+
+/// The SSE body's items.
+type SseItem = Result<Event, Infallible>;
 
 async fn stream_events(
     state: Arc<AppState>,

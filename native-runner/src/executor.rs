@@ -320,11 +320,5 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<CheckpointMeta> {
 }
 
 pub fn device_name(device: &Device) -> String {
-    if device.is_cuda() {
-        "cuda:0".into()
-    } else if device.is_cpu() {
-        "cpu".into()
-    } else {
-        format!("{device:?}")
-    }
+    engine::device::name(device).to_string()
 }

@@ -70,7 +70,7 @@ pub fn pick_device(choice: DeviceChoice) -> anyhow::Result<Device> {
         DeviceChoice::Cpu => Device::Cpu,
         DeviceChoice::Cuda => Device::new_cuda(0)
             .context("no CUDA device; build with --features cuda on a machine with a GPU")?,
-        DeviceChoice::Auto => Device::cuda_if_available(0)?,
+        DeviceChoice::Auto => engine::device::best(),
     })
 }
 

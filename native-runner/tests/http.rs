@@ -80,6 +80,16 @@ fn a_job_streams_its_events_succeeds_and_its_checkpoint_samples() {
     // Resuming with Last-Event-ID gives exactly the tail.
     let tail = runner.events(job.id, Some(5));
     assert_eq!(tail, events[5..]);
+    // Past the end of a finished job: 204, so an EventSource stops reconnecting.
+    let last = events.len() as u64;
+    let past_end = request(
+        &runner.addr,
+        "GET",
+        &format!("/api/jobs/{}/events", job.id),
+        &[("Last-Event-ID", &last.to_string())],
+        None,
+    );
+    assert_eq!(past_end.status, 204);
 
     let done = runner.job(job.id);
     assert_eq!(done.state, JobState::Succeeded);
@@ -292,7 +302,7 @@ fn sigkill_mid_job_then_restart_resumes_from_the_checkpoint_with_metrics_intact(
         })
         .expect("a 'resumed' event");
     let step: usize = resumed_from.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(step >= 100 && step % 50 == 0, "{resumed_from}");
+    assert!(step >= 100 && step.is_multiple_of(50), "{resumed_from}");
     assert_eq!(
         states(&events),
         [
@@ -324,6 +334,68 @@ fn sigkill_mid_job_then_restart_resumes_from_the_checkpoint_with_metrics_intact(
             b.loss
         );
     }
+}
+
+#[test]
+fn sigterm_checkpoints_the_running_job_which_resumes_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let runner = start_with_small_corpus(&dir, &[]);
+    let job = runner.submit(&tiny_spec("small", 100_000, 0));
+    runner.wait_until(job.id, MINUTE, |j| j.step >= 5);
+    assert!(runner.terminate().success());
+
+    let runner = Runner::start(&data, &[]);
+    let resumed = runner.wait_until(job.id, MINUTE, |j| {
+        j.checkpoint_step.is_some_and(|c| j.step > c + 3)
+    });
+    assert_eq!(resumed.state, JobState::Running);
+    runner.post(&format!("/api/jobs/{}/cancel", job.id), &json!({}));
+    let cancelled = runner.wait_final(job.id, MINUTE);
+    assert_eq!(cancelled.state, JobState::Cancelled);
+
+    // The checkpoint was written on the way out at the last logged step, so the resumed run
+    // neither skips nor repeats a step.
+    let events = runner.events(job.id, None);
+    let resumed_at = events
+        .iter()
+        .find_map(|(_, r)| match &r.event {
+            JobEvent::State {
+                state: JobState::Running,
+                message: Some(m),
+            } => m.rsplit(' ').next()?.parse::<usize>().ok(),
+            _ => None,
+        })
+        .expect("a 'resumed' event");
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|(_, r)| match &r.event {
+            JobEvent::Step(m) => Some(m.step),
+            _ => None,
+        })
+        .collect();
+    assert!(resumed_at >= 5);
+    assert_eq!(steps, (1..=cancelled.step).collect::<Vec<_>>());
+    let before_restart = events
+        .iter()
+        .position(|(_, r)| {
+            matches!(
+                r.event,
+                JobEvent::State {
+                    state: JobState::Queued,
+                    message: Some(_)
+                }
+            )
+        })
+        .unwrap();
+    let last_before = events[..before_restart]
+        .iter()
+        .filter_map(|(_, r)| match &r.event {
+            JobEvent::Step(m) => Some(m.step),
+            _ => None,
+        })
+        .last();
+    assert_eq!(last_before, Some(resumed_at));
 }
 
 #[test]

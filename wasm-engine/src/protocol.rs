@@ -140,7 +140,7 @@ pub struct Job {
     pub checkpoint_step: Option<usize>,
     /// Parameters of the model, known once the job has started.
     pub n_params: Option<usize>,
-    /// Where it trains: "cpu" or "cuda:0".
+    /// Where it trains: "cpu" or "cuda".
     pub device: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
@@ -199,7 +199,7 @@ pub struct Health {
     pub status: String,
     /// The runner's crate version.
     pub version: String,
-    /// Where jobs train: "cpu" or "cuda:0".
+    /// Where jobs train: "cpu" or "cuda".
     pub device: String,
     pub max_concurrent_jobs: usize,
     pub queued: usize,

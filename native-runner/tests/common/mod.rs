@@ -68,6 +68,16 @@ impl Runner {
         self.child.wait().unwrap();
     }
 
+    /// SIGTERM, as a service manager would, then waits for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
     pub fn get(&self, path: &str) -> Response {
         request(&self.addr, "GET", path, &[], None)
     }
@@ -155,6 +165,9 @@ impl Runner {
             &headers,
             None,
         );
+        if response.status == 204 {
+            return Vec::new(); // nothing after last_event_id and the job is over
+        }
         assert_eq!(response.status, 200);
         assert!(
             response
@@ -264,10 +277,7 @@ fn parse_response(raw: &[u8]) -> Response {
 
 fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    loop {
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(&rest[..eol])
             .unwrap()
             .split(';')
