@@ -390,11 +390,11 @@ fn sigterm_checkpoints_the_running_job_which_resumes_on_the_next_start() {
         .unwrap();
     let last_before = events[..before_restart]
         .iter()
-        .filter_map(|(_, r)| match &r.event {
+        .rev()
+        .find_map(|(_, r)| match &r.event {
             JobEvent::Step(m) => Some(m.step),
             _ => None,
-        })
-        .last();
+        });
     assert_eq!(last_before, Some(resumed_at));
 }
 
