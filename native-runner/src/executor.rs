@@ -109,9 +109,16 @@ impl Executor {
                 Ok(Some(job)) => {
                     // More may be queued: pass the wake-up on to an idle worker.
                     self.wake.notify_one();
-                    let me = self.clone();
+                    let (me, id) = (self.clone(), job.id);
                     if let Err(e) = tokio::task::spawn_blocking(move || me.run(job)).await {
-                        tracing::error!("a training thread panicked: {e}");
+                        // Recorded, or the job would stay `running` and panic again on
+                        // every restart.
+                        tracing::error!(job = id, "the training thread panicked: {e}");
+                        let message =
+                            format!("the training thread panicked ({e}); see the runner's log");
+                        if let Err(e) = self.store.finish(id, JobState::Failed, Some(message)) {
+                            tracing::error!(job = id, "cannot record the panic: {e:#}");
+                        }
                     }
                 }
                 Ok(None) => {
