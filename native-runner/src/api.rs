@@ -159,14 +159,43 @@ fn parse_spec(body: &[u8]) -> Result<JobSpec> {
         field: None,
         message: format!("the body is not JSON: {e}"),
     })?;
-    parse_at::<JobSpec>(&value, "").map_err(|e| match &e {
+    let spec = parse_at::<JobSpec>(&value, "").map_err(|e| match &e {
         // serde reads an internally tagged enum from a buffer and loses the path inside
         // it; look inside `task` for the real culprit.
         Error::BadRequest {
             field: Some(field), ..
         } if field == "task" => diagnose_task(&value["task"]).unwrap_or(e),
         _ => e,
-    })
+    })?;
+    // Defaults fill every missing field, so a misspelt one would silently train with the
+    // default: refuse keys the spec does not have (it re-serialises with all of its own).
+    let known = serde_json::to_value(&spec).map_err(anyhow::Error::from)?;
+    reject_unknown(&value, &known, "")?;
+    Ok(spec)
+}
+
+fn reject_unknown(sent: &serde_json::Value, known: &serde_json::Value, prefix: &str) -> Result<()> {
+    let (Some(sent), Some(known)) = (sent.as_object(), known.as_object()) else {
+        return Ok(());
+    };
+    for (key, value) in sent {
+        let field = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known.get(key) {
+            Some(known) => reject_unknown(value, known, &field)?,
+            None => {
+                let expected: Vec<&str> = known.keys().map(String::as_str).collect();
+                return Err(Error::bad_request(
+                    field,
+                    format!("unknown field; expected one of {}", expected.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_at<T: serde::de::DeserializeOwned>(value: &serde_json::Value, prefix: &str) -> Result<T> {

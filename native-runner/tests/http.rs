@@ -231,6 +231,12 @@ fn an_invalid_spec_is_a_400_naming_the_field_and_queues_nothing() {
     let mut spec = tiny_spec("small", 5, 0);
     spec["task"] = json!({"kind": "fine_tune", "base_job": 99});
     cases.push((spec, "task.base_job"));
+    let mut spec = tiny_spec("small", 5, 0);
+    spec["train"]["learning_rte"] = json!(0.1);
+    cases.push((spec, "train.learning_rte"));
+    let mut spec = tiny_spec("small", 5, 0);
+    spec["task"]["model"]["n_embed"] = json!(64);
+    cases.push((spec, "task.model.n_embed"));
 
     for (spec, field) in cases {
         let response = runner.post("/api/jobs", &spec);
