@@ -137,7 +137,7 @@ async fn jobs_create(State(state): Shared, body: Bytes) -> Result<Response> {
     let job = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || -> Result<Job> {
-            validate::check(&spec, &state.corpora, &state.store, &state.executor)?;
+            let spec = validate::check(&spec, &state.corpora, &state.store, &state.executor)?;
             state.store.create_job(&spec)
         })
         .await

@@ -2,6 +2,7 @@
 //! 400 naming the field, never accepted and failed later.
 
 use engine::data::Dataset;
+use engine::model::gpt;
 use engine::protocol::{JobSpec, Task, TokenizerSpec};
 
 use crate::corpora::Corpora;
@@ -13,7 +14,14 @@ use crate::store::Store;
 /// and what a u16-sized embedding table comfortably holds.
 const BPE_VOCAB: std::ops::RangeInclusive<usize> = 256..=65_536;
 
-pub fn check(spec: &JobSpec, corpora: &Corpora, store: &Store, executor: &Executor) -> Result<()> {
+/// Returns the spec to store: for pretraining, `task.model.vocab_size` set to the
+/// tokenizer's (a char tokenizer's is known now; a BPE's is the size asked for).
+pub fn check(
+    spec: &JobSpec,
+    corpora: &Corpora,
+    store: &Store,
+    executor: &Executor,
+) -> Result<JobSpec> {
     spec.train.validate().map_err(|e| field_error(e, "train"))?;
     if !(spec.val_fraction > 0.0 && spec.val_fraction < 1.0) {
         return Err(Error::bad_request(
@@ -49,7 +57,7 @@ pub fn check(spec: &JobSpec, corpora: &Corpora, store: &Store, executor: &Execut
                     model.vocab_size = *vocab_size;
                     model.validate().map_err(|e| field_error(e, "task.model"))?;
                     check_length(text.len(), spec.val_fraction, model.block_size)?;
-                    return Ok(());
+                    return Ok(with_model(spec, model));
                 }
             };
             model.vocab_size = tokenizer.vocab_size();
@@ -79,7 +87,16 @@ pub fn check(spec: &JobSpec, corpora: &Corpora, store: &Store, executor: &Execut
         Dataset::new(&text, tokenizer, spec.val_fraction).map_err(|e| field_error(e, "corpus"))?;
     data.check_block_size(model.block_size)
         .map_err(|e| field_error(e, "corpus"))?;
-    Ok(())
+    Ok(with_model(spec, model))
+}
+
+/// `spec` with a pretraining job's model replaced by `model`.
+fn with_model(spec: &JobSpec, model: gpt::Config) -> JobSpec {
+    let mut spec = spec.clone();
+    if let Task::Pretrain { model: m, .. } = &mut spec.task {
+        *m = model;
+    }
+    spec
 }
 
 fn check_length(n_tokens: usize, val_fraction: f32, block_size: usize) -> Result<()> {

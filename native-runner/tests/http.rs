@@ -21,6 +21,15 @@ fn a_job_streams_its_events_succeeds_and_its_checkpoint_samples() {
     let runner = start_with_small_corpus(&dir, &[]);
     let job = runner.submit(&tiny_spec("small", 30, 10));
     assert_eq!(job.state, JobState::Queued);
+    let engine::protocol::Task::Pretrain { model, .. } = &job.spec.task else {
+        panic!("{job:?}")
+    };
+    let alphabet: BTreeSet<char> = kjv_slice(20_000).chars().collect();
+    assert_eq!(
+        model.vocab_size,
+        alphabet.len(),
+        "set from the tokenizer at submit"
+    );
 
     // The stream replays from the start and ends after the final state.
     let events = runner.events(job.id, None);

@@ -57,7 +57,7 @@ fn default_checkpoint_interval() -> usize {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
     /// Train a new model from random weights. `model.vocab_size` is set by the runner from
-    /// the tokenizer, so any value may be sent.
+    /// the tokenizer (at submit time, so the stored spec shows it), so any value may be sent.
     Pretrain {
         model: gpt::Config,
         tokenizer: TokenizerSpec,
