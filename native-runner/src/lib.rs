@@ -74,6 +74,26 @@ pub fn pick_device(choice: DeviceChoice) -> anyhow::Result<Device> {
     })
 }
 
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("runner.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another runner is using {}; stop it or give this one another --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Reads the bearer token from `<data-dir>/token`, creating it on first start.
 pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("token");
@@ -106,6 +126,9 @@ pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<String> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    // Held until the process ends (the OS drops it even on SIGKILL): a second runner on the
+    // same folder would requeue this one's running jobs and train them twice.
+    let _lock = lock_data_dir(&args.data_dir)?;
     let token = load_or_create_token(&args.data_dir)?;
     let store = Arc::new(store::Store::open(&args.data_dir.join("runner.sqlite3"))?);
     let requeued = store.recover()?;

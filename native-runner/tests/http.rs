@@ -199,6 +199,18 @@ fn writes_without_the_token_are_401_and_reads_are_open() {
     assert_eq!(list.status, 200);
     assert!(list.json::<Vec<Job>>().is_empty());
 
+    // One runner per data directory.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&runner.data_dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another runner is using"),
+        "{second:?}"
+    );
+
     // The token survives a restart.
     let token = runner.token.clone();
     runner.kill();
