@@ -129,6 +129,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Held until the process ends (the OS drops it even on SIGKILL): a second runner on the
     // same folder would requeue this one's running jobs and train them twice.
     let _lock = lock_data_dir(&args.data_dir)?;
+    // Like cargo's target/: a data directory inside a checkout never shows up in git.
+    let ignore = args.data_dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n").with_context(|| format!("writing {}", ignore.display()))?;
+    }
     let token = load_or_create_token(&args.data_dir)?;
     let store = Arc::new(store::Store::open(&args.data_dir.join("runner.sqlite3"))?);
     let requeued = store.recover()?;
