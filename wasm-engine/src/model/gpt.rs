@@ -433,8 +433,11 @@ impl Gpt {
 
     /// The head shares its weight with `wte` (Press & Wolf, 2017): logits = ln_f(x) Wteᵀ.
     fn head(&self, xs: &Tensor) -> Result<Tensor> {
-        let xs = self.ln_f.forward(xs)?;
-        Ok(xs.broadcast_matmul(&self.wte.embeddings().t()?)?) // (b, t, vocab)
+        let (b_sz, seq_len, c) = xs.dims3()?;
+        let xs = self.ln_f.forward(xs)?.reshape((b_sz * seq_len, c))?;
+        // A plain 2-D matmul: candle's broadcast matmul is much slower on the CPU.
+        let logits = xs.matmul(&self.wte.embeddings().t()?)?; // (b·t, vocab)
+        Ok(logits.reshape((b_sz, seq_len, ()))?) // (b, t, vocab)
     }
 
     /// The residual stream after the last block, `(b, t, c)`. With a cache, `idx` holds the
