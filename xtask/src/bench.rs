@@ -64,18 +64,11 @@ pub fn run_all(workspace: &Path) -> Result<()> {
     let examples = workspace.join("wasm-engine/examples");
     if examples.join("bench.rs").exists() || examples.join("bench/main.rs").exists() {
         println!("\n==> engine ({ENGINE})");
+        // Dev profile: dependencies are built at opt-level 3 (root Cargo.toml), so candle runs
+        // at full speed and the bench reuses the test build instead of a 15-minute release one.
         run(Command::new("cargo")
             .current_dir(workspace)
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "engine",
-                "--example",
-                "bench",
-                "--",
-                "--out",
-            ])
+            .args(["run", "-p", "engine", "--example", "bench", "--", "--out"])
             .arg(&engine_json))?;
     } else {
         println!("\n==> engine: skipped, wasm-engine/examples/bench.rs does not exist yet");

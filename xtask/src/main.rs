@@ -110,9 +110,10 @@ fn serve(cache: &Cache, workspace: &Path, addr: &str) -> Result<()> {
 }
 
 fn assets(workspace: &Path) -> Result<()> {
+    // The dev profile builds dependencies at opt-level 3 (root Cargo.toml), so candle is as
+    // fast as in release, and the artifacts are the ones `cargo xtask test` already built.
     run(Command::new("cargo").current_dir(workspace).args([
         "run",
-        "--release",
         "-p",
         "engine",
         "--example",

@@ -44,7 +44,9 @@ pub fn build(cache: &Cache, workspace: &Path) -> Result<()> {
 /// `site` is the built site to serve at `/`; without it the runner serves only `/api`.
 pub fn runner_command(site: Option<&Path>, addr: &str) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(["run", "--release", "-p", "runner", "--"]);
+    // Dev profile, as bench and assets: dependencies are built at opt-level 3 (root
+    // Cargo.toml), and `cargo xtask test` has already built this binary for the runner's tests.
+    cmd.args(["run", "-p", "runner", "--"]);
     if let Some(site) = site {
         cmd.arg("--site").arg(site);
     }
