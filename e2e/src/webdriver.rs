@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 /// The W3C key for element references.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
@@ -44,23 +44,44 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed reply from chromedriver"))?;
-    // chromedriver may answer chunked; the JSON object is between the first '{' and last '}'.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let start = rest.find('{').unwrap_or(0);
-        let end = rest.rfind('}').map_or(rest.len(), |i| i + 1);
-        &rest[start..end]
-    } else {
-        rest
+    // Read the head, then exactly the body: chromedriver may keep the connection open.
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    let body = match length {
+        Some(n) => {
+            let mut buf = vec![0; n];
+            reader.read_exact(&mut buf)?;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        None => {
+            // Chunked: size line, data, CRLF, until a zero-size chunk.
+            let mut out = Vec::new();
+            loop {
+                let mut size = String::new();
+                std::io::BufRead::read_line(&mut reader, &mut size)?;
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                let mut buf = vec![0; n + 2];
+                reader.read_exact(&mut buf)?;
+                out.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
     };
+    let body = body.as_str();
     let v: Value = serde_json::from_str(body)
         .with_context(|| format!("{method} {path}: not JSON: {body:.200}"))?;
     let value = v.get("value").cloned().unwrap_or(Value::Null);

@@ -28,7 +28,7 @@ fn run_code(s: &Session, id: &str, code: &str) -> Result<String> {
     let ex = exercise(id);
     let editor = s
         .browser
-        .wait(&format!("{ex} [data-testid='editor']"), 20)?;
+        .wait(&format!("{ex} [data-testid='editor']"), 60)?;
     s.browser.set_value(&editor, code)?;
     let run = s.browser.wait(&format!("{ex} [data-testid='run']"), 5)?;
     s.browser.click(&run)?;
@@ -49,7 +49,7 @@ fn course_map_lists_every_syllabus_lesson() -> Result<()> {
         return Ok(());
     };
     s.open("/")?;
-    s.browser.wait("[data-testid='course-map']", 30)?;
+    s.browser.wait("[data-testid='course-map']", 90)?;
     let cards = s.browser.find_all(".lesson-card");
     assert_eq!(cards.len(), 25, "every syllabus lesson is on the map");
     let live = s.browser.find_all(".lesson-card.live a");
@@ -74,21 +74,21 @@ fn lesson_links_survive_a_reload_and_keys_navigate() -> Result<()> {
         return Ok(());
     };
     s.open(&format!("{D1}#the-transformer-block"))?;
-    s.browser.wait("[data-testid='lesson-d1']", 30)?;
+    s.browser.wait("[data-testid='lesson-d1']", 90)?;
     s.browser.refresh()?;
-    s.browser.wait("[data-testid='lesson-d1']", 30)?;
+    s.browser.wait("[data-testid='lesson-d1']", 90)?;
     let math = s.browser.find_all(".prose math");
     assert!(math.len() > 10, "maths is rendered as MathML");
     s.screenshot("d1-top")?;
     s.open(B2)?;
-    s.browser.wait("[data-testid='lesson-b2']", 30)?;
+    s.browser.wait("[data-testid='lesson-b2']", 90)?;
     s.screenshot("b2-top")?;
     // "m" goes to the course map.
     let body = s.browser.wait("body", 5)?;
     s.browser.send_keys(&body, "m")?;
     s.browser.wait("[data-testid='course-map']", 10)?;
     s.open("/lesson/no-such-lesson")?;
-    s.browser.wait_text("main", "Page not found", 20)?;
+    s.browser.wait_text("main", "Page not found", 60)?;
     Ok(())
 }
 
@@ -98,7 +98,7 @@ fn training_widget_loss_drops_while_the_page_responds() -> Result<()> {
         return Ok(());
     };
     s.open(D1)?;
-    let start = s.browser.wait("[data-testid='train-start']", 30)?;
+    let start = s.browser.wait("[data-testid='train-start']", 90)?;
     s.browser.click(&start)?;
     let step = |s: &Session| -> Option<usize> {
         let e = s.browser.find("[data-testid='train-step']")?;
@@ -116,7 +116,7 @@ fn training_widget_loss_drops_while_the_page_responds() -> Result<()> {
     let pause = s.browser.wait("[data-testid='train-pause']", 5)?;
     s.browser.click(&pause)?;
     s.browser
-        .wait_text("[data-testid='train-phase']", "paused", 20)?;
+        .wait_text("[data-testid='train-phase']", "paused", 60)?;
     let clicks = s.browser.wait("[data-testid='clicks']", 5)?;
     assert_eq!(
         s.browser.execute(
@@ -127,7 +127,7 @@ fn training_widget_loss_drops_while_the_page_responds() -> Result<()> {
     );
     s.browser.click(&pause)?;
     s.browser
-        .wait_text("[data-testid='train-phase']", "training", 20)?;
+        .wait_text("[data-testid='train-phase']", "training", 60)?;
     wait_for(Duration::from_secs(300), "the loss to drop by 0.5", || {
         loss(&s).filter(|l| *l < first - 0.5)
     })?;
@@ -183,7 +183,7 @@ fn d1_exercises_grade_right_and_wrong_answers() -> Result<()> {
     // Passes are saved and shown on the course map.
     s.open("/")?;
     s.browser
-        .wait_text("[data-testid='lesson-card-d1']", "3/3 exercises", 20)?;
+        .wait_text("[data-testid='lesson-card-d1']", "3/3 exercises", 60)?;
     Ok(())
 }
 
@@ -248,10 +248,10 @@ fn drafts_survive_a_reload_and_reset_restores_the_starter() -> Result<()> {
     };
     s.open(D1)?;
     let sel = format!("{} [data-testid='editor']", exercise("bigram-nll"));
-    let editor = s.browser.wait(&sel, 20)?;
+    let editor = s.browser.wait(&sel, 60)?;
     s.browser.set_value(&editor, "# my draft\n")?;
     s.browser.refresh()?;
-    let editor = s.browser.wait(&sel, 20)?;
+    let editor = s.browser.wait(&sel, 60)?;
     let value = s.browser.execute(
         "return arguments[0].value;",
         vec![s.browser.element_json(&editor)],

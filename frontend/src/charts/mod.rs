@@ -77,7 +77,21 @@ pub fn LossChart(series: Signal<Vec<Series>>, x_max: Signal<f64>) -> impl IntoVi
                     .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
                     .collect::<Vec<_>>()
                     .join(" ");
-                view! { <polyline class=format!("series {}", s.class) points=pts></polyline> }
+                // Sparse series (evaluations) also get a dot per point, so one point shows.
+                let dots = (s.points.len() < 60)
+                    .then(|| {
+                        s.points
+                            .iter()
+                            .filter(|p| p.1.is_finite())
+                            .map(|&(x, y)| {
+                                view! { <circle class=format!("dot {}", s.class) cx=sx(x) cy=sy(y) r="3"></circle> }
+                            })
+                            .collect_view()
+                    });
+                view! {
+                    <polyline class=format!("series {}", s.class) points=pts></polyline>
+                    {dots}
+                }
             })
             .collect_view()
     };

@@ -70,7 +70,7 @@ pub fn PythonExercise(
                     }
                 }
                 Err(RunError::TimeLimit) => Feedback::Problem(format!(
-                    "⏱ Time limit: your code ran for more than {} s and was stopped. Look for a \
+                    "Time limit: your code ran for more than {} s and was stopped. Look for a \
                      loop that never ends (while True, or a while condition that never changes).",
                     TIME_LIMIT_MS / 1000
                 )),

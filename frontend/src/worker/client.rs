@@ -13,6 +13,9 @@ type Listener = Rc<dyn Fn(&Event)>;
 
 struct Inner {
     worker: Worker,
+    /// Requests sent before the worker's wasm is running: a message that arrives before the
+    /// worker sets its handler is dropped, so they wait for its `Ready`.
+    queue: RefCell<Option<Vec<String>>>,
     listeners: RefCell<Vec<(u64, Listener)>>,
     next_id: RefCell<u64>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
@@ -74,6 +77,13 @@ impl EngineClient {
                         message: format!("unreadable message from the engine worker: {e}"),
                     },
                 };
+                if event == Event::Ready
+                    && let Some(queued) = inner.queue.borrow_mut().take()
+                {
+                    for text in queued {
+                        let _ = inner.worker.post_message(&JsValue::from_str(&text));
+                    }
+                }
                 // Copy the list: a listener may subscribe or unsubscribe while it runs.
                 let listeners: Vec<Listener> = inner
                     .listeners
@@ -88,6 +98,7 @@ impl EngineClient {
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             Inner {
                 worker: worker.clone(),
+                queue: RefCell::new(Some(Vec::new())),
                 listeners: RefCell::new(Vec::new()),
                 next_id: RefCell::new(0),
                 _on_message: on_message,
@@ -98,6 +109,10 @@ impl EngineClient {
 
     pub fn send(&self, request: &Request) {
         let text = serde_json::to_string(request).expect("requests serialize");
+        if let Some(queue) = self.0.queue.borrow_mut().as_mut() {
+            queue.push(text);
+            return;
+        }
         let _ = self.0.worker.post_message(&JsValue::from_str(&text));
     }
 
