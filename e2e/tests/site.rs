@@ -316,3 +316,28 @@ fn tokenizer_playground_counts_tokens_and_trains_our_bpe() -> Result<()> {
     s.screenshot("b2-playground")?;
     Ok(())
 }
+
+#[test]
+fn the_shipped_model_samples_at_once() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(D1)?;
+    s.browser
+        .wait_text("[data-testid='shipped-state']", "Pre-trained model:", 120)?;
+    let generate = s.browser.wait("[data-testid='sample-generate']", 5)?;
+    s.browser.click(&generate)?;
+    let text = wait_for(Duration::from_secs(120), "generated text", || {
+        let e = s.browser.find("[data-testid='sample-output']")?;
+        let t = s.browser.text(&e).ok()?;
+        (t.chars().count() > 100).then_some(t)
+    })?;
+    assert!(text.starts_with("And God said"), "{text}");
+    let widget = s.browser.wait("[data-testid='sample-shipped']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    s.screenshot("d1-shipped-sample")?;
+    Ok(())
+}

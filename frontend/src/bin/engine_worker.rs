@@ -439,25 +439,32 @@ async fn train_bpe(url: &str, bytes: usize, vocab_size: usize) -> Result<(), Str
     Ok(())
 }
 
+/// The shipped BPE: a tokenizer JSON file (`static/models/bpe-kjv.json`, the serde form of
+/// `Tokenizer`), or a checkpoint folder whose `config.json` holds one.
 async fn load_shipped_bpe(url: &str) -> Result<(), String> {
-    let base = url.trim_end_matches('/');
-    let config = fetch_bytes(&format!("{base}/config.json")).await?;
+    let file = if url.ends_with(".json") {
+        url.to_string()
+    } else {
+        format!("{}/config.json", url.trim_end_matches('/'))
+    };
+    let bytes = fetch_bytes(&file).await?;
     #[derive(serde::Deserialize)]
     struct Meta {
         tokenizer: Tokenizer,
     }
-    let meta: Meta = serde_json::from_slice(&config)
-        .map_err(|e| format!("{base}/config.json has no tokenizer: {e}"))?;
-    let merges = match &meta.tokenizer {
+    let tokenizer = serde_json::from_slice::<Tokenizer>(&bytes)
+        .or_else(|_| serde_json::from_slice::<Meta>(&bytes).map(|m| m.tokenizer))
+        .map_err(|e| format!("{file} holds no tokenizer: {e}"))?;
+    let merges = match &tokenizer {
         Tokenizer::Bpe(b) => b.merges().len(),
         Tokenizer::Char(_) => 0,
     };
     post(&Event::BpeReady {
         shipped: true,
-        vocab_size: meta.tokenizer.vocab_size(),
+        vocab_size: tokenizer.vocab_size(),
         merges,
     });
-    STATE.with(|s| s.borrow_mut().shipped_bpe = Some(meta.tokenizer));
+    STATE.with(|s| s.borrow_mut().shipped_bpe = Some(tokenizer));
     Ok(())
 }
 

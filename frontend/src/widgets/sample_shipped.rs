@@ -20,7 +20,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            model: "/models/char-gpt".into(),
+            model: "/models/char-kjv".into(),
             prompt: "And God said".into(),
             max_new_tokens: 300,
             temperature: 0.8,

@@ -15,7 +15,7 @@ pub struct Config {
     /// Corpus our BPE is trained on.
     corpus: String,
     vocab_size: usize,
-    /// URL of the checkpoint folder whose `config.json` holds the shipped BPE.
+    /// URL of the shipped BPE: a tokenizer JSON file or a checkpoint folder.
     shipped: String,
 }
 
@@ -25,7 +25,7 @@ impl Default for Config {
             text: "In the beginning God created the heaven and the earth.".into(),
             corpus: "/data/kjv.txt".into(),
             vocab_size: 512,
-            shipped: "/models/bpe-gpt".into(),
+            shipped: "/models/bpe-kjv.json".into(),
         }
     }
 }
