@@ -204,10 +204,10 @@ async fn train(run: u32, spec: TrainSpec, generation: u32) -> Result<(), String>
     });
     let corpus = fetch_text(&spec.corpus_url).await?;
     let corpus = prefix(&corpus, TRAIN_CORPUS_BYTES);
-    let tokenizer: Tokenizer = CharTokenizer::from_text(&corpus)
+    let tokenizer: Tokenizer = CharTokenizer::from_text(corpus)
         .map_err(|e| e.to_string())?
         .into();
-    let data = Dataset::new(&corpus, tokenizer.clone(), VAL_FRACTION).map_err(|e| e.to_string())?;
+    let data = Dataset::new(corpus, tokenizer.clone(), VAL_FRACTION).map_err(|e| e.to_string())?;
     let train_tokens = data.train.len();
     let model = gpt::Config {
         vocab_size: tokenizer.vocab_size(),
