@@ -4,8 +4,8 @@ use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use engine::Error;
 use engine::model::gpt::{Config, Gpt};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+mod common;
 
 fn tiny_config() -> Config {
     Config {
@@ -24,24 +24,7 @@ fn tiny_config() -> Config {
 fn seeded_model(cfg: &Config, dtype: DType) -> (Gpt, Vec<(String, Var)>) {
     let varmap = VarMap::new();
     let model = Gpt::new(cfg, VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu)).unwrap();
-    let mut vars: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for (_, var) in &vars {
-        let n = var.elem_count();
-        let values: Vec<f64> = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
-        let t = Tensor::from_vec(values, var.shape(), &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
-        var.set(&t).unwrap();
-    }
+    let vars = common::seed_weights(&varmap, 7, 0.5, dtype);
     (model, vars)
 }
 
@@ -174,7 +157,7 @@ fn gradients_match_finite_differences() {
             .unwrap();
         // Three entries of every parameter, spread over the tensor.
         for &i in &[0, original.len() / 2, original.len() - 1] {
-            let mut nudged = |delta: f64| {
+            let nudged = |delta: f64| {
                 let mut values = original.clone();
                 values[i] += delta;
                 var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())

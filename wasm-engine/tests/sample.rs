@@ -1,11 +1,11 @@
 //! Sampling: the filtered distributions, seeding, and the KV cache giving identical tokens.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use engine::model::gpt::{Config, Gpt};
 use engine::sample::{Generator, SamplingConfig, distribution, generate};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+mod common;
 
 /// A small model with seeded weights large enough that its distributions are far from flat.
 fn model(block_size: usize) -> Gpt {
@@ -24,16 +24,7 @@ fn model(block_size: usize) -> Gpt {
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
     )
     .unwrap();
-    let mut vars: Vec<_> = varmap.data().lock().unwrap().clone().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for (_, var) in vars {
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.random_range(-0.6..0.6))
-            .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-            .unwrap();
-    }
+    common::seed_weights(&varmap, 3, 0.6, DType::F32);
     model
 }
 
