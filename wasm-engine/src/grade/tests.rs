@@ -151,7 +151,8 @@ fn attention_two_tokens_by_hand() {
 fn attention_without_mask_gets_the_mask_hint() {
     let grader = find("attention-head").unwrap();
     let case = &grader.cases()[1];
-    let (q, k, v): (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>) = (
+    type Matrix = Vec<Vec<f64>>;
+    let (q, k, v): (Matrix, Matrix, Matrix) = (
         arg(case, 0).unwrap(),
         arg(case, 1).unwrap(),
         arg(case, 2).unwrap(),
