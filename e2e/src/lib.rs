@@ -70,10 +70,49 @@ impl Session {
         self.browser.goto(&format!("{}{path}", self.server.url()))
     }
 
+    /// Puts `code` in an exercise's editor, runs it, and returns the feedback text once
+    /// graded (a verdict, the time-limit message or an error).
+    pub fn run_code(&self, id: &str, code: &str) -> Result<String> {
+        let ex = exercise(id);
+        let editor = self
+            .browser
+            .wait(&format!("{ex} [data-testid='editor']"), 60)?;
+        self.browser.set_value(&editor, code)?;
+        let run = self.browser.wait(&format!("{ex} [data-testid='run']"), 5)?;
+        self.browser.click(&run)?;
+        let feedback = format!("{ex} [data-testid='feedback']");
+        wait_for(Duration::from_secs(60), "a verdict", || {
+            let t = self
+                .browser
+                .find(&feedback)
+                .and_then(|e| self.browser.text(&e).ok())?;
+            (t.contains('✓') || t.contains('✗') || t.contains("Time limit") || t.contains("Error"))
+                .then_some(t)
+        })
+    }
+
     pub fn screenshot(&self, name: &str) -> Result<()> {
         let path = screenshot_dir().join(format!("{name}.png"));
         self.browser.screenshot(&path)
     }
+}
+
+/// The CSS selector of an exercise's box, by its id in the lesson.
+pub fn exercise(id: &str) -> String {
+    format!("[data-testid='exercise-{id}']")
+}
+
+/// How many lessons are written (`lessons/*.md`): each is live on the course map.
+pub fn written_lessons() -> usize {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../lessons");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "md"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.

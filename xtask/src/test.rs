@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test, stage by stage, then a summary line per stage.
+//! `cargo xtask test`: every test, stage by stage, then a summary line per stage. The
+//! engine's wasm32 build is proved by the site build (the frontend and its worker link it).
 //!
 //! A failing stage does not stop the later ones (CI shows every failure at once); the task
 //! fails at the end if any stage failed.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::{display, run};
+use crate::cmd::display;
 use crate::site;
 use crate::tools::{self, Cache};
 
@@ -38,11 +39,6 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> ExitCode {
             "native tests",
             "cargo test on the default members (the wasm-only frontend is not one)",
             Box::new(native_tests),
-        ),
-        (
-            "engine for wasm32",
-            "cargo build -p engine --target wasm32-unknown-unknown",
-            Box::new(|_| wasm_build()),
         ),
         (
             "browser tests",
@@ -96,18 +92,6 @@ fn native_tests(counts: &mut TestCounts) -> Result<Ran> {
         Command::new("cargo").args(["test", "--no-fail-fast"]),
         counts,
     )?;
-    Ok(Ran::Yes)
-}
-
-fn wasm_build() -> Result<Ran> {
-    tools::ensure_wasm_target()?;
-    run(Command::new("cargo").args([
-        "build",
-        "-p",
-        "engine",
-        "--target",
-        "wasm32-unknown-unknown",
-    ]))?;
     Ok(Ran::Yes)
 }
 
