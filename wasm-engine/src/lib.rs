@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP or the DOM: the browser's worker, the native runner and the
 //! tests all drive the same code. Modules are by domain.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

@@ -1,0 +1,200 @@
+//! Benchmark cases that run the same way natively (`examples/bench.rs`, candle on the CPU or
+//! CUDA) and in the browser (the site's engine worker, wasm), so both measure the same model
+//! doing the same work. `cargo xtask bench` reads the figures of both and of the PyTorch peer.
+//!
+//! The workload is `bench/config.json`: a model config, a training section and a sampling
+//! section. Training runs on seeded random text over exactly `vocab_size` characters, the same
+//! data the PyTorch peer draws, so no corpus has to be shipped to a benchmark.
+
+use candle_core::Device;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::Result;
+use crate::data::Dataset;
+use crate::model::gpt::{self, Gpt};
+use crate::sample::{SamplingConfig, generate};
+use crate::tokenizer::{CharTokenizer, Tokenizer};
+use crate::train::{TrainConfig, Trainer};
+
+/// Case names, shared with the peer's script and the summary in `xtask`.
+pub const TRAIN: &str = "train";
+pub const SAMPLE_KV_CACHE: &str = "sample_kv_cache";
+pub const SAMPLE_NO_KV_CACHE: &str = "sample_no_kv_cache";
+
+/// `bench/config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchConfig {
+    pub model: gpt::Config,
+    pub train: TrainSection,
+    pub sample: SampleSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainSection {
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Steps run before the clock starts (allocator and kernel warm-up).
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub grad_clip: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SampleSection {
+    pub seed: u64,
+    pub prompt: Vec<u32>,
+    pub max_new_tokens: usize,
+    pub temperature: f32,
+    pub warmup_runs: usize,
+    pub timed_runs: usize,
+}
+
+/// One measured figure, e.g. `{"name": "train", "value": 1234.5, "unit": "tokens/s"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+impl Figure {
+    pub fn new(name: &str, value: f64, unit: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            value,
+            unit: unit.to_string(),
+        }
+    }
+}
+
+/// Seeded random text over exactly `vocab_size` distinct characters.
+pub fn random_corpus(vocab_size: usize, len: usize, seed: u64) -> String {
+    let alphabet: Vec<char> = (0..vocab_size as u32)
+        .map(|i| char::from_u32(0x21 + i).expect("printable ASCII and Latin-1 range"))
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut text: String = alphabet.iter().collect(); // every character at least once
+    text.extend((0..len).map(|_| alphabet[rng.random_range(0..vocab_size)]));
+    text
+}
+
+/// Training tokens/s of `config.model` (AdamW steps, clipping, no warm-up schedule), and the
+/// trained model for the sampling cases. `progress(done, total)` is called after every step.
+pub fn train(
+    config: &BenchConfig,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Figure, Gpt)> {
+    let m = &config.model;
+    let t = &config.train;
+    let text = random_corpus(m.vocab_size, 200_000, t.seed);
+    let tokenizer = Tokenizer::from(CharTokenizer::from_text(&text)?);
+    let data = Dataset::new(&text, tokenizer, 0.1)?;
+    let train = TrainConfig {
+        seed: t.seed,
+        batch_size: t.batch_size,
+        max_steps: t.warmup_steps + t.timed_steps,
+        learning_rate: t.learning_rate,
+        weight_decay: t.weight_decay,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        grad_clip: t.grad_clip,
+        warmup_steps: 0,
+        ..TrainConfig::default()
+    };
+    let total = t.warmup_steps + t.timed_steps;
+    let mut trainer = Trainer::new(m.clone(), train.clone(), data, device)?;
+    for i in 0..t.warmup_steps {
+        trainer.step()?;
+        progress(i + 1, total);
+    }
+    let start = Instant::now();
+    for i in 0..t.timed_steps {
+        trainer.step()?;
+        progress(t.warmup_steps + i + 1, total);
+    }
+    let tokens = t.timed_steps * train.tokens_per_step(m.block_size);
+    let figure = Figure::new(
+        TRAIN,
+        tokens as f64 / start.elapsed().as_secs_f64(),
+        "tokens/s",
+    );
+    Ok((figure, trainer.checkpoint().to_model(device)?))
+}
+
+/// New tokens/s from the config's prompt, with the KV cache (`use_kv_cache`) or recomputing
+/// the whole context for every token.
+pub fn sample(config: &BenchConfig, model: &Gpt, use_kv_cache: bool) -> Result<Figure> {
+    let s = &config.sample;
+    let sampling = SamplingConfig {
+        temperature: s.temperature,
+        seed: s.seed,
+        ..SamplingConfig::default()
+    };
+    for _ in 0..s.warmup_runs {
+        generate(model, &s.prompt, s.max_new_tokens, &sampling, use_kv_cache)?;
+    }
+    let start = Instant::now();
+    for _ in 0..s.timed_runs {
+        generate(model, &s.prompt, s.max_new_tokens, &sampling, use_kv_cache)?;
+    }
+    let name = if use_kv_cache {
+        SAMPLE_KV_CACHE
+    } else {
+        SAMPLE_NO_KV_CACHE
+    };
+    let tokens = s.timed_runs * s.max_new_tokens;
+    Ok(Figure::new(
+        name,
+        tokens as f64 / start.elapsed().as_secs_f64(),
+        "tokens/s",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BenchConfig {
+        serde_json::from_value(serde_json::json!({
+            "model": {"vocab_size": 12, "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8,
+                      "dropout": 0.0, "bias": true},
+            "train": {"seed": 1, "batch_size": 2, "warmup_steps": 1, "timed_steps": 2,
+                      "learning_rate": 0.001, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99,
+                      "grad_clip": 1.0},
+            "sample": {"seed": 1, "prompt": [0], "max_new_tokens": 5, "temperature": 1.0,
+                       "warmup_runs": 0, "timed_runs": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn random_corpus_uses_exactly_the_vocabulary() {
+        let text = random_corpus(12, 500, 3);
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort();
+        chars.dedup();
+        assert_eq!(chars.len(), 12);
+        assert_eq!(text, random_corpus(12, 500, 3), "seeded");
+    }
+
+    #[test]
+    fn cases_measure_positive_rates_and_report_progress() {
+        let config = tiny();
+        let mut calls = Vec::new();
+        let (figure, model) = train(&config, &Device::Cpu, |d, t| calls.push((d, t))).unwrap();
+        assert_eq!(figure.name, TRAIN);
+        assert!(figure.value.is_finite() && figure.value > 0.0);
+        assert_eq!(calls, vec![(1, 3), (2, 3), (3, 3)]);
+        for use_cache in [true, false] {
+            let f = sample(&config, &model, use_cache).unwrap();
+            assert!(f.value.is_finite() && f.value > 0.0, "{f:?}");
+        }
+    }
+}
