@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Case, Grader, Kind, Tolerance, arg, matches};
 use crate::Result;
 
-type Matrix = Vec<Vec<f64>>;
+pub(super) type Matrix = Vec<Vec<f64>>;
 
 /// `bigram_nll(counts, ids)`: the mean of `-ln p(ids[t+1] | ids[t])` with
 /// `p(j | i) = counts[i][j] / sum(counts[i])`.
@@ -160,23 +160,23 @@ impl Grader for BigramNll {
 pub struct AttentionHead;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Scale {
+pub(super) enum Scale {
     SqrtD,
     None,
     D,
 }
 
 #[derive(Clone, Copy)]
-struct AttnVariant {
-    scale: Scale,
-    causal: bool,
+pub(super) struct AttnVariant {
+    pub(super) scale: Scale,
+    pub(super) causal: bool,
     /// Masked scores set to 0 instead of −∞, so the future still gets weight `e^0`.
-    mask_with_zero: bool,
+    pub(super) mask_with_zero: bool,
     /// Softmax over the query axis (columns) instead of the key axis (rows).
-    softmax_over_queries: bool,
+    pub(super) softmax_over_queries: bool,
 }
 
-const CORRECT: AttnVariant = AttnVariant {
+pub(super) const CORRECT: AttnVariant = AttnVariant {
     scale: Scale::SqrtD,
     causal: true,
     mask_with_zero: false,
@@ -184,19 +184,32 @@ const CORRECT: AttnVariant = AttnVariant {
 };
 
 fn attention(q: &Matrix, k: &Matrix, v: &Matrix, var: AttnVariant) -> Matrix {
-    let t = q.len();
+    masked_attention(q, k, v, &|i, j| !var.causal || j <= i, var)
+}
+
+/// Attention of `t_q` queries over `t_k` keys where query `i` may see key `j` when
+/// `allowed(i, j)`; `var.causal` is ignored here (the mask says it all). Lesson C1's
+/// general-mask exercise uses it to recognise the classic mistakes.
+pub(super) fn masked_attention(
+    q: &Matrix,
+    k: &Matrix,
+    v: &Matrix,
+    allowed: &dyn Fn(usize, usize) -> bool,
+    var: AttnVariant,
+) -> Matrix {
+    let (t_q, t_k) = (q.len(), k.len());
     let d = q.first().map_or(1, |row| row.len());
     let scale = match var.scale {
         Scale::SqrtD => 1.0 / (d as f64).sqrt(),
         Scale::None => 1.0,
         Scale::D => 1.0 / d as f64,
     };
-    // scores[i][j] = q_i · k_j * scale, masked for j > i.
-    let mut scores: Matrix = (0..t)
+    // scores[i][j] = q_i · k_j * scale, masked where key j is not allowed for query i.
+    let mut scores: Matrix = (0..t_q)
         .map(|i| {
-            (0..t)
+            (0..t_k)
                 .map(|j| {
-                    if var.causal && j > i {
+                    if !allowed(i, j) {
                         if var.mask_with_zero {
                             0.0
                         } else {
@@ -221,7 +234,7 @@ fn attention(q: &Matrix, k: &Matrix, v: &Matrix, var: AttnVariant) -> Matrix {
         }
     };
     if var.softmax_over_queries {
-        for j in 0..t {
+        for j in 0..t_k {
             let mut col: Vec<f64> = scores.iter().map(|row| row[j]).collect();
             softmax(&mut col);
             for (row, x) in scores.iter_mut().zip(col) {
@@ -234,16 +247,16 @@ fn attention(q: &Matrix, k: &Matrix, v: &Matrix, var: AttnVariant) -> Matrix {
         }
     }
     // out[i] = sum_j weights[i][j] * v_j
-    (0..t)
+    (0..t_q)
         .map(|i| {
             (0..v[0].len())
-                .map(|c| (0..t).map(|j| scores[i][j] * v[j][c]).sum())
+                .map(|c| (0..t_k).map(|j| scores[i][j] * v[j][c]).sum())
                 .collect()
         })
         .collect()
 }
 
-fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Matrix {
+pub(super) fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Matrix {
     (0..rows)
         .map(|_| {
             (0..cols)

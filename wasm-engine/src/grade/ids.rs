@@ -10,4 +10,5 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("bpe-merge-step", "python"),
     ("bpe-encode", "python"),
     ("byte-level", "choice"),
+    ("masked-attention", "python"),
 ];

@@ -10,6 +10,7 @@
 //! here as JSON values, so the same grader runs in the browser and in native tests.
 
 mod b2;
+mod c1;
 mod d1;
 #[cfg(test)]
 mod tests;
@@ -120,6 +121,7 @@ static GRADERS: &[&dyn Grader] = &[
     &b2::BpeMergeStep,
     &b2::BpeEncode,
     &b2::ByteLevel,
+    &c1::MaskedAttention,
 ];
 
 /// The grader of an exercise id, e.g. `find("bigram-nll")`.

@@ -13,6 +13,7 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::attention::{self, causal_mask};
 use crate::{Error, Result};
 
 /// The shape of a GPT. Field names are nanoGPT's `GPTConfig`.
@@ -209,24 +210,6 @@ impl KvCache {
     }
 }
 
-/// Additive causal mask `(t, offset + t)`: query `i` (absolute position `offset + i`) may
-/// attend to keys `0..=offset + i`; later keys get -inf so softmax gives them zero weight.
-fn causal_mask(t: usize, offset: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let total = offset + t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Tensor::from_vec(mask, (t, total), device)?.to_dtype(dtype)?)
-}
-
 /// Causal multi-head self-attention, Vaswani et al. (2017) §3.2, with a fused q|k|v projection.
 struct CausalSelfAttention {
     c_attn: Linear,
@@ -273,14 +256,13 @@ impl CausalSelfAttention {
         train: bool,
     ) -> Result<Tensor> {
         let (b_sz, _, seq_len, _) = q.dims4()?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?; // (b, n_head, t, offset + t)
-        let att = if seq_len > 1 {
-            att.broadcast_add(&causal_mask(seq_len, offset, q.dtype(), q.device())?)?
+        // A single new query may see every cached key, so it needs no mask.
+        let mask = if seq_len > 1 {
+            Some(causal_mask(seq_len, offset, q.dtype(), q.device())?)
         } else {
-            att // a single new query may see every cached key
+            None
         };
-        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+        let att = attention::weights(q, k, mask.as_ref())?; // (b, n_head, t, offset + t)
         let att = dropout(&att, self.dropout, train)?;
         let ys = att.matmul(v)?; // (b, n_head, t, head_dim)
         let ys = ys
@@ -306,10 +288,8 @@ impl CausalSelfAttention {
     fn weights(&self, xs: &Tensor) -> Result<Tensor> {
         let (q, k, _) = self.qkv(xs)?;
         let seq_len = q.dim(2)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let att = att.broadcast_add(&causal_mask(seq_len, 0, q.dtype(), q.device())?)?;
-        Ok(candle_nn::ops::softmax(&att, D::Minus1)?)
+        let mask = causal_mask(seq_len, 0, q.dtype(), q.device())?;
+        attention::weights(&q, &k, Some(&mask))
     }
 }
 
