@@ -1,6 +1,6 @@
 //! Turning next-token logits into text: greedy decoding, temperature, top-k and top-p
 //! (nucleus) sampling (Holtzman et al., "The Curious Case of Neural Text Degeneration", 2020),
-//! seeded, with or without a KV cache.
+//! the repetition penalty of CTRL (Keskar et al., 2019), seeded, with or without a KV cache.
 
 use candle_core::{IndexOp, Tensor};
 use rand::{Rng, SeedableRng};
@@ -21,6 +21,9 @@ pub struct SamplingConfig {
     /// Keep the smallest set of most likely tokens whose probabilities sum to at least p.
     pub top_p: Option<f32>,
     pub seed: u64,
+    /// CTRL's repetition penalty θ: the logit of every token already in the text is divided
+    /// by θ when positive and multiplied by θ when negative. 1 turns it off; CTRL used 1.2.
+    pub repetition_penalty: f32,
 }
 
 impl Default for SamplingConfig {
@@ -30,6 +33,7 @@ impl Default for SamplingConfig {
             top_k: None,
             top_p: None,
             seed: 1337,
+            repetition_penalty: 1.0,
         }
     }
 }
@@ -54,7 +58,32 @@ impl SamplingConfig {
         {
             return Err(Error::config("top_p", format!("{p} is not in (0, 1]")));
         }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return Err(Error::config(
+                "repetition_penalty",
+                "must be a finite number > 0 (1 turns it off)",
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Applies CTRL's repetition penalty in place: each distinct token of `history` has its logit
+/// divided by `penalty` if positive, multiplied by it if not, so a penalty above 1 always makes
+/// a seen token less likely (dividing a negative logit would raise it). As Hugging Face's
+/// `RepetitionPenaltyLogitsProcessor`, a token counts once however often it occurred.
+pub fn penalize_repeats(logits: &mut [f32], history: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut seen = vec![false; logits.len()];
+    for &id in history {
+        let i = id as usize;
+        if i < logits.len() && !seen[i] {
+            seen[i] = true;
+            let z = logits[i];
+            logits[i] = if z > 0.0 { z / penalty } else { z * penalty };
+        }
     }
 }
 
@@ -129,6 +158,7 @@ pub struct Generator<'a> {
     tokens: Vec<u32>,
     cache: Option<KvCache>,
     rng: ChaCha8Rng,
+    last_logits: Vec<f32>,
     last_distribution: Vec<f32>,
 }
 
@@ -156,6 +186,7 @@ impl<'a> Generator<'a> {
             config,
             tokens: prompt.to_vec(),
             cache: use_kv_cache.then(|| model.new_cache()),
+            last_logits: Vec::new(),
             last_distribution: Vec::new(),
         })
     }
@@ -163,6 +194,12 @@ impl<'a> Generator<'a> {
     /// Prompt and generated tokens so far.
     pub fn tokens(&self) -> &[u32] {
         &self.tokens
+    }
+
+    /// The logits of the last step after the repetition penalty, before temperature and the
+    /// top-k/top-p cuts: a UI draws the whole distribution and where the cuts fall from them.
+    pub fn last_logits(&self) -> &[f32] {
+        &self.last_logits
     }
 
     /// The distribution the last token was drawn from.
@@ -200,8 +237,10 @@ impl<'a> Generator<'a> {
     }
 
     pub fn next_token(&mut self) -> Result<u32> {
-        let logits = self.next_logits()?;
+        let mut logits = self.next_logits()?;
+        penalize_repeats(&mut logits, &self.tokens, self.config.repetition_penalty);
         self.last_distribution = distribution(&logits, &self.config);
+        self.last_logits = logits;
         let token = draw(&self.last_distribution, &mut self.rng);
         self.tokens.push(token);
         Ok(token)
