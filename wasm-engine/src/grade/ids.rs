@@ -10,5 +10,7 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("bpe-merge-step", "python"),
     ("bpe-encode", "python"),
     ("byte-level", "choice"),
+    ("top-p", "python"),
     ("masked-attention", "python"),
+    ("job-estimate", "python"),
 ];

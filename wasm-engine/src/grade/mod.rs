@@ -12,6 +12,8 @@
 mod b2;
 mod c1;
 mod d1;
+mod d3;
+mod e1;
 #[cfg(test)]
 mod tests;
 
@@ -121,7 +123,9 @@ static GRADERS: &[&dyn Grader] = &[
     &b2::BpeMergeStep,
     &b2::BpeEncode,
     &b2::ByteLevel,
+    &e1::TopP,
     &c1::MaskedAttention,
+    &d3::JobEstimate,
 ];
 
 /// The grader of an exercise id, e.g. `find("bigram-nll")`.
