@@ -24,14 +24,14 @@ pub const SAMPLE_KV_CACHE: &str = "sample_kv_cache";
 pub const SAMPLE_NO_KV_CACHE: &str = "sample_no_kv_cache";
 
 /// `bench/config.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchConfig {
     pub model: gpt::Config,
     pub train: TrainSection,
     pub sample: SampleSection,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSection {
     pub seed: u64,
     pub batch_size: usize,
@@ -45,7 +45,7 @@ pub struct TrainSection {
     pub grad_clip: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleSection {
     pub seed: u64,
     pub prompt: Vec<u32>,

@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::run;
-use crate::tools;
+use crate::site;
+use crate::tools::{self, Cache};
 
 pub const TRAIN: &str = "train";
 pub const SAMPLE_KV: &str = "sample_kv_cache";
@@ -24,6 +25,7 @@ pub const SAMPLE_NO_KV: &str = "sample_no_kv_cache";
 pub const KV_SPEEDUP: &str = "kv_cache_speedup";
 pub const ENGINE: &str = "engine-cpu";
 pub const PEER: &str = "pytorch-cpu";
+pub const ENGINE_1: &str = "engine-cpu-1-thread";
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Figure {
@@ -50,29 +52,25 @@ pub struct PeerFigure {
     pub value: f64,
 }
 
-pub fn run_all(workspace: &Path) -> Result<()> {
+pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
     tools::ensure_torch()?;
     let out_dir = workspace.join("target/bench");
     fs::create_dir_all(&out_dir)?;
     let engine_json = out_dir.join("engine.json");
+    let engine_1_json = out_dir.join("engine_1_thread.json");
     let peer_json = out_dir.join("pytorch_cpu.json");
+    let wasm_json = out_dir.join("wasm.json");
     // A figure from an earlier run must never be reported as this run's.
-    for stale in [&engine_json, &peer_json] {
+    for stale in [&engine_json, &engine_1_json, &peer_json, &wasm_json] {
         let _ = fs::remove_file(stale);
     }
 
-    let examples = workspace.join("wasm-engine/examples");
-    if examples.join("bench.rs").exists() || examples.join("bench/main.rs").exists() {
-        println!("\n==> engine ({ENGINE})");
-        // Dev profile: dependencies are built at opt-level 3 (root Cargo.toml), so candle runs
-        // at full speed and the bench reuses the test build instead of a 15-minute release one.
-        run(Command::new("cargo")
-            .current_dir(workspace)
-            .args(["run", "-p", "engine", "--example", "bench", "--", "--out"])
-            .arg(&engine_json))?;
-    } else {
-        println!("\n==> engine: skipped, wasm-engine/examples/bench.rs does not exist yet");
-    }
+    println!("\n==> engine ({ENGINE})");
+    run(&mut engine_bench(workspace, &engine_json))?;
+    println!("\n==> engine on one thread (the browser's situation)");
+    run(engine_bench(workspace, &engine_1_json)
+        .args(["--cases", &[TRAIN, SAMPLE_KV, SAMPLE_NO_KV].join(",")])
+        .env("RAYON_NUM_THREADS", "1"))?;
 
     println!("\n==> peer ({PEER})");
     run(Command::new("python3")
@@ -85,14 +83,93 @@ pub fn run_all(workspace: &Path) -> Result<()> {
         ])
         .arg(&peer_json))?;
 
+    println!("\n==> the site in headless Chromium (wasm)");
+    tools::ensure_apt(tools::BROWSER_PACKAGES)?;
+    site::build(cache, workspace)?;
+    run(Command::new("cargo")
+        .current_dir(workspace)
+        .args(["run", "-p", "e2e", "--bin", "browser-bench", "--", "--site"])
+        .arg(site::dist(workspace))
+        .arg("--out")
+        .arg(&wasm_json))?;
+
     let engine = read_figures(&engine_json)?;
-    let peer = read_figures(&peer_json)?;
-    let rows = compare(&engine, &peer);
-    println!("\n{}", format_table(&rows));
-    let summary = out_dir.join("summary.json");
-    fs::write(&summary, serde_json::to_string_pretty(&rows)? + "\n")?;
-    println!("wrote {}", summary.display());
+    let engine_1 = read_figures(&engine_1_json)?;
+    let wasm = read_figures(&wasm_json)?;
+    let sections = [
+        (
+            format!("{ENGINE} vs {PEER}"),
+            compare(&engine, &read_figures(&peer_json)?, PEER),
+        ),
+        (
+            format!("wasm in Chromium vs {ENGINE_1}"),
+            prefixed("wasm_", compare(&bench_cases(&wasm), &engine_1, ENGINE_1)),
+        ),
+        (
+            format!("wasm in Chromium vs {ENGINE} (all threads)"),
+            prefixed(
+                "wasm_all_threads_",
+                compare(&pick(&wasm, &[TRAIN]), &pick(&engine, &[TRAIN]), ENGINE),
+            ),
+        ),
+        (
+            "the site's first load (loopback, cold cache)".into(),
+            compare(&site_figures(&wasm), &[], "-"),
+        ),
+    ];
+    let mut summary = Vec::new();
+    for (title, rows) in sections {
+        println!("\n{title}\n{}", format_table(&rows));
+        summary.extend(rows);
+    }
+    let path = out_dir.join("summary.json");
+    fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
+    println!("wrote {}", path.display());
     Ok(())
+}
+
+/// `engine/examples/bench.rs` writing to `out`. Dev profile: dependencies are built at
+/// opt-level 3 (root Cargo.toml), so candle runs at full speed and the bench reuses the test
+/// build instead of a 15-minute release one.
+fn engine_bench(workspace: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(workspace)
+        .args(["run", "-p", "engine", "--example", "bench", "--", "--out"])
+        .arg(out);
+    cmd
+}
+
+/// The figures named `names`, in that order.
+fn pick(figures: &[Figure], names: &[&str]) -> Vec<Figure> {
+    names
+        .iter()
+        .filter_map(|n| figures.iter().find(|f| f.name == *n).cloned())
+        .collect()
+}
+
+/// The engine's benchmark cases among the browser's figures.
+fn bench_cases(figures: &[Figure]) -> Vec<Figure> {
+    pick(figures, &[TRAIN, SAMPLE_KV, SAMPLE_NO_KV])
+}
+
+/// The browser's figures that are not benchmark cases: load times and wasm sizes.
+fn site_figures(figures: &[Figure]) -> Vec<Figure> {
+    let cases = bench_cases(figures);
+    figures
+        .iter()
+        .filter(|f| !cases.contains(f))
+        .cloned()
+        .collect()
+}
+
+/// Names the rows of a section apart from the same figure in another section.
+fn prefixed(prefix: &str, rows: Vec<Compared>) -> Vec<Compared> {
+    rows.into_iter()
+        .map(|r| Compared {
+            name: format!("{prefix}{}", r.name),
+            ..r
+        })
+        .collect()
 }
 
 /// The figures in `path`, or none when the file does not exist.
@@ -121,7 +198,7 @@ fn kv_speedup(figures: &[Figure]) -> Option<Figure> {
 }
 
 /// Pairs figures by name, adding the KV-cache speed-up of each side; known figures first.
-pub fn compare(engine: &[Figure], peer: &[Figure]) -> Vec<Compared> {
+pub fn compare(engine: &[Figure], peer: &[Figure], peer_name: &str) -> Vec<Compared> {
     let engine: Vec<Figure> = engine.iter().cloned().chain(kv_speedup(engine)).collect();
     let peer: Vec<Figure> = peer.iter().cloned().chain(kv_speedup(peer)).collect();
     let mut names: Vec<&str> = engine.iter().map(|f| f.name.as_str()).collect();
@@ -150,7 +227,7 @@ pub fn compare(engine: &[Figure], peer: &[Figure]) -> Vec<Compared> {
                 value,
                 unit,
                 peer: theirs.map(|f| PeerFigure {
-                    name: PEER.into(),
+                    name: peer_name.into(),
                     value: f.value,
                 }),
                 ratio,
@@ -176,9 +253,11 @@ pub fn format_table(rows: &[Compared]) -> String {
     let header = [
         "figure".to_string(),
         "unit".to_string(),
-        ENGINE.to_string(),
-        PEER.to_string(),
-        "engine/peer".to_string(),
+        "value".to_string(),
+        rows.iter()
+            .find_map(|r| r.peer.as_ref().map(|p| p.name.clone()))
+            .unwrap_or_else(|| "peer".into()),
+        "value/peer".to_string(),
     ];
     let mut cells = vec![header];
     for r in rows {
@@ -241,7 +320,7 @@ mod tests {
             fig(TRAIN, 10000.0),
             fig(SAMPLE_KV, 600.0),
         ];
-        let rows = compare(&engine, &peer);
+        let rows = compare(&engine, &peer, PEER);
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, [TRAIN, SAMPLE_KV, SAMPLE_NO_KV, KV_SPEEDUP]);
         assert_eq!(rows[0].ratio, Some(0.5));
@@ -260,12 +339,12 @@ mod tests {
             fig(SAMPLE_KV, 600.0),
             fig(SAMPLE_NO_KV, 150.0),
         ];
-        let rows = compare(&[], &peer);
+        let rows = compare(&[], &peer, PEER);
         assert_eq!(rows.len(), 4);
         assert!(rows.iter().all(|r| r.value.is_none() && r.ratio.is_none()));
         assert_eq!(rows[3].peer.as_ref().map(|p| p.value), Some(4.0));
         // A zero peer figure gives no ratio rather than infinity.
-        let rows = compare(&[fig(TRAIN, 1.0)], &[fig(TRAIN, 0.0)]);
+        let rows = compare(&[fig(TRAIN, 1.0)], &[fig(TRAIN, 0.0)], PEER);
         assert_eq!(rows[0].ratio, None);
     }
 
@@ -277,20 +356,20 @@ mod tests {
             fig(SAMPLE_NO_KV, 30.0),
         ];
         let peer = [fig(TRAIN, 10246.8), fig(SAMPLE_NO_KV, 15.0)];
-        let table = format_table(&compare(&engine, &peer));
+        let table = format_table(&compare(&engine, &peer, PEER));
         let expected = "\
-figure              unit      engine-cpu  pytorch-cpu  engine/peer
-train               tokens/s        5123        10247        0.50x
-sample_kv_cache     tokens/s        91.3            -            -
-sample_no_kv_cache  tokens/s        30.0         15.0        2.00x
-kv_cache_speedup    x               3.04            -            -
+figure              unit      value  pytorch-cpu  value/peer
+train               tokens/s   5123        10247       0.50x
+sample_kv_cache     tokens/s   91.3            -           -
+sample_no_kv_cache  tokens/s   30.0         15.0       2.00x
+kv_cache_speedup    x          3.04            -           -
 ";
         assert_eq!(table, expected);
     }
 
     #[test]
     fn summary_json_has_one_object_per_figure() {
-        let rows = compare(&[fig(TRAIN, 2.0)], &[fig(TRAIN, 4.0)]);
+        let rows = compare(&[fig(TRAIN, 2.0)], &[fig(TRAIN, 4.0)], PEER);
         let json = serde_json::to_value(&rows).unwrap();
         assert_eq!(
             json,

@@ -70,7 +70,7 @@ fn run_task(task: Task) -> Result<ExitCode> {
         Task::Serve { addr } => serve(&cache, &workspace, &addr),
         // Reports its own failures, so that its count of tests is the last line printed.
         Task::Test => return Ok(test::run_all(&cache, &workspace)),
-        Task::Bench => bench::run_all(&workspace),
+        Task::Bench => bench::run_all(&cache, &workspace),
         Task::Assets => assets(&workspace),
     }?;
     Ok(ExitCode::SUCCESS)

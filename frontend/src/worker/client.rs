@@ -80,6 +80,10 @@ impl EngineClient {
                 if event == Event::Ready
                     && let Some(queued) = inner.queue.borrow_mut().take()
                 {
+                    // Read by the first-load benchmark: the engine's wasm is running.
+                    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+                        let _ = p.mark("aw-engine-ready");
+                    }
                     for text in queued {
                         let _ = inner.worker.post_message(&JsValue::from_str(&text));
                     }
