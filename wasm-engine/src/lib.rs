@@ -11,6 +11,7 @@ pub mod error;
 pub mod grade;
 pub mod model;
 pub mod protocol;
+pub mod quant;
 pub mod sample;
 pub mod tokenizer;
 pub mod train;
