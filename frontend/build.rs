@@ -38,6 +38,19 @@ const WIDGETS: &[(&str, &[&str])] = &[
         &["model", "prompt", "max_new_tokens", "temperature"],
     ),
     ("bigram-counts", &["text"]),
+    (
+        "runner",
+        &[
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "block_size",
+            "max_steps",
+            "batch_size",
+            "learning_rate",
+            "corpus",
+        ],
+    ),
     ("bpe-steps", &["text", "merges"]),
     (
         "tokenizer-playground",

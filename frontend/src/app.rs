@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_location, use_navigate};
 use leptos_router::path;
 
 use crate::content;
-use crate::pages::{CourseMap, LessonPage, NotFound, ProgressPage};
+use crate::pages::{CourseMap, LessonPage, NotFound, ProgressPage, RunnerPage};
 use crate::storage::{self, Progress, ProgressStore};
 
 const THEME_KEY: &str = "aw.theme";
@@ -78,6 +78,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="site">
                     <A href="/">"Course map"</A>
                     <A href="/progress">"Progress"</A>
+                    <A href="/runner">"Runner"</A>
                     <button
                         class="icon-button"
                         data-testid="theme-toggle"
@@ -102,6 +103,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=CourseMap />
                     <Route path=path!("/progress") view=ProgressPage />
+                    <Route path=path!("/runner") view=RunnerPage />
                     <Route path=path!("/lesson/:slug") view=LessonPage />
                 </Routes>
             </main>

@@ -8,6 +8,7 @@ pub mod content;
 pub mod exercise;
 pub mod lesson;
 pub mod pages;
+pub mod runner;
 pub mod storage;
 pub mod widgets;
 pub mod worker;

@@ -3,10 +3,12 @@
 mod course_map;
 mod lesson;
 mod progress;
+mod runner;
 
 pub use course_map::CourseMap;
 pub use lesson::LessonPage;
 pub use progress::ProgressPage;
+pub use runner::RunnerPage;
 
 use leptos::prelude::*;
 use leptos_router::components::A;

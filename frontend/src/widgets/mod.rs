@@ -30,6 +30,7 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <tokenizer_playground::TokenizerPlayground config=self::config(config) />
         }
         .into_any(),
+        "runner" => view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any(),
         other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),
     };
     view! { <div class="widget" data-widget=name>{body}</div> }
