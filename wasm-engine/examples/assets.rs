@@ -29,6 +29,7 @@ fn char_model(vocab_size: usize) -> gpt::Config {
         n_embd: 64,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     }
 }
 

@@ -175,6 +175,12 @@ impl Checkpoint {
     /// ours are transposed; it always has biases, so missing ones are written as zeros.
     pub fn export_hf_gpt2(&self, dir: &Path) -> Result<()> {
         let cfg = &self.meta.model;
+        if !cfg.is_gpt2() {
+            return Err(Error::Checkpoint(format!(
+                "cannot export to hugging face gpt-2: this model uses position {:?}, norm {:?}, ffn {:?}, norm_placement {:?}, residual {}; gpt-2 needs learned positions, layernorm, gelu, pre-norm and residuals",
+                cfg.position, cfg.norm, cfg.ffn, cfg.norm_placement, cfg.residual
+            ).to_lowercase()));
+        }
         let mut out = HashMap::new();
         for (name, shape) in expected_shapes(&gpt::Config {
             bias: true,
@@ -230,17 +236,25 @@ impl Checkpoint {
 /// Tensor names and shapes of a GPT with this config, in our layout.
 pub fn expected_shapes(cfg: &gpt::Config) -> Result<HashMap<String, Vec<usize>>> {
     cfg.validate()?;
-    let c = cfg.n_embd;
-    let mut shapes = HashMap::from([
-        ("wte.weight".to_string(), vec![cfg.vocab_size, c]),
-        ("wpe.weight".to_string(), vec![cfg.block_size, c]),
-    ]);
+    let (c, hidden) = (cfg.n_embd, cfg.ffn_hidden());
+    let mut shapes = HashMap::from([("wte.weight".to_string(), vec![cfg.vocab_size, c])]);
+    // Only learned positions are weights; sinusoidal, RoPE and ALiBi are computed.
+    if cfg.position == gpt::PositionEncoding::Learned {
+        shapes.insert("wpe.weight".to_string(), vec![cfg.block_size, c]);
+    }
     let mut add = |prefix: String, out_dim: usize, in_dim: Option<usize>| {
-        match in_dim {
-            Some(in_dim) => shapes.insert(format!("{prefix}.weight"), vec![out_dim, in_dim]),
-            None => shapes.insert(format!("{prefix}.weight"), vec![out_dim]),
+        // Norms have a bias only as LayerNorm with `bias`; linear layers whenever `bias`.
+        let bias = match in_dim {
+            Some(in_dim) => {
+                shapes.insert(format!("{prefix}.weight"), vec![out_dim, in_dim]);
+                cfg.bias
+            }
+            None => {
+                shapes.insert(format!("{prefix}.weight"), vec![out_dim]);
+                cfg.norm_bias()
+            }
         };
-        if cfg.bias {
+        if bias {
             shapes.insert(format!("{prefix}.bias"), vec![out_dim]);
         }
     };
@@ -249,8 +263,11 @@ pub fn expected_shapes(cfg: &gpt::Config) -> Result<HashMap<String, Vec<usize>>>
         add(format!("h.{i}.attn.c_attn"), 3 * c, Some(c));
         add(format!("h.{i}.attn.c_proj"), c, Some(c));
         add(format!("h.{i}.ln_2"), c, None);
-        add(format!("h.{i}.mlp.c_fc"), 4 * c, Some(c));
-        add(format!("h.{i}.mlp.c_proj"), c, Some(4 * c));
+        add(format!("h.{i}.mlp.c_fc"), hidden, Some(c));
+        if cfg.ffn == gpt::Ffn::Swiglu {
+            add(format!("h.{i}.mlp.c_gate"), hidden, Some(c));
+        }
+        add(format!("h.{i}.mlp.c_proj"), c, Some(hidden));
     }
     add("ln_f".to_string(), c, None);
     Ok(shapes)

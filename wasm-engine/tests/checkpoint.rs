@@ -23,6 +23,7 @@ fn trained() -> Trainer {
         n_embd: 16,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     };
     let train = TrainConfig {
         batch_size: 4,

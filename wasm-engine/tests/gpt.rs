@@ -16,6 +16,7 @@ fn tiny_config() -> Config {
         n_embd: 8,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     }
 }
 
@@ -80,6 +81,7 @@ fn n_params_counts_every_weight_once() {
         n_embd: 384,
         dropout: 0.2,
         bias: false,
+        ..Default::default()
     };
     assert_eq!(shakespeare.n_params(), 10_745_088);
     assert_eq!(shakespeare.n_params() - 256 * 384, 10_646_784);
@@ -97,6 +99,7 @@ fn loss_at_initialisation_is_near_uniform() {
         n_embd: 32,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     };
     let varmap = VarMap::new();
     let model = Gpt::new(
@@ -124,58 +127,9 @@ fn gradients_match_finite_differences() {
     let (model, vars) = seeded_model(&cfg, DType::F64);
     let x = ids(&[1, 2, 3, 4, 5, 6, 0, 1, 3, 3, 2, 6], 2, 6);
     let y = ids(&[2, 3, 4, 5, 6, 0, 1, 2, 3, 2, 6, 5], 2, 6);
-    let loss = |m: &Gpt| -> f64 {
-        m.forward(&x, Some(&y), false)
-            .unwrap()
-            .1
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    let grads = model
-        .forward(&x, Some(&y), false)
-        .unwrap()
-        .1
-        .unwrap()
-        .backward()
-        .unwrap();
-    let eps = 1e-6;
-    let mut checked = 0;
-    for (name, var) in &vars {
-        let grad = grads
-            .get(var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let original = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        // Three entries of every parameter, spread over the tensor.
-        for &i in &[0, original.len() / 2, original.len() - 1] {
-            let nudged = |delta: f64| {
-                let mut values = original.clone();
-                values[i] += delta;
-                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-                    .unwrap();
-                loss(&model)
-            };
-            let numeric = (nudged(eps) - nudged(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(original.clone(), var.shape(), &Device::Cpu).unwrap())
-                .unwrap();
-            let error = (numeric - grad[i]).abs();
-            assert!(
-                error < 1e-6 + 1e-4 * numeric.abs(),
-                "{name}[{i}]: autograd {} vs finite difference {numeric}",
-                grad[i]
-            );
-            checked += 1;
-        }
-    }
+    let checked = common::check_gradients(&vars, || {
+        model.forward(&x, Some(&y), false).unwrap().1.unwrap()
+    });
     assert_eq!(checked, 3 * vars.len());
 }
 

@@ -17,6 +17,7 @@ fn model(block_size: usize) -> Gpt {
         n_embd: 16,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     };
     let varmap = VarMap::new();
     let model = Gpt::new(

@@ -28,6 +28,7 @@ fn small_model(vocab_size: usize, block_size: usize) -> Config {
         n_embd: 64,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     }
 }
 

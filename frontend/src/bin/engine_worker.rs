@@ -188,6 +188,11 @@ fn handle(request: Request) {
                 error("shipped bpe", e);
             }
         }),
+        Request::AttentionMaps { url, text } => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = attention_maps(&url, &text).await {
+                error("attention", e);
+            }
+        }),
         Request::Tokenize { text, with } => {
             if let Err(e) = tokenize(&text, with) {
                 error("tokenize", e);
@@ -217,6 +222,7 @@ async fn train(run: u32, spec: TrainSpec, generation: u32) -> Result<(), String>
         n_embd: spec.n_embd,
         dropout: 0.0,
         bias: true,
+        ..Default::default()
     };
     let n_params = model.n_params();
     let train = TrainConfig {
@@ -348,6 +354,53 @@ async fn load_model(url: &str) -> Result<(), String> {
     });
     STATE.with(|s| {
         s.borrow_mut().shipped_model = Some((url.to_string(), Rc::new(model), ckpt.meta.tokenizer))
+    });
+    Ok(())
+}
+
+/// Attention weights of the shipped model over `text` (clipped to its context), per layer and
+/// head. The model is loaded first when it is not the one in memory.
+async fn attention_maps(url: &str, text: &str) -> Result<(), String> {
+    let loaded = STATE.with(|s| {
+        s.borrow()
+            .shipped_model
+            .as_ref()
+            .filter(|(u, _, _)| u == url)
+            .map(|(_, m, t)| (m.clone(), t.clone()))
+    });
+    let (model, tokenizer) = match loaded {
+        Some(loaded) => loaded,
+        None => {
+            load_model(url).await?;
+            STATE
+                .with(|s| {
+                    s.borrow()
+                        .shipped_model
+                        .as_ref()
+                        .map(|(_, m, t)| (m.clone(), t.clone()))
+                })
+                .ok_or("the model did not load")?
+        }
+    };
+    if text.is_empty() {
+        return Err("type a text to look at".into());
+    }
+    let mut ids = tokenizer
+        .encode(text)
+        .map_err(|e| format!("{e}; the model knows only the characters of its training text"))?;
+    ids.truncate(model.config().block_size);
+    let maps = model
+        .attention_maps(&ids)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|m| m.to_vec3::<f32>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let tokens = ids.iter().map(|&id| piece_text(&tokenizer, id)).collect();
+    post(&Event::AttentionMaps {
+        url: url.to_string(),
+        tokens,
+        maps,
     });
     Ok(())
 }

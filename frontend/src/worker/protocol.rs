@@ -63,6 +63,11 @@ pub enum Request {
     LoadShippedBpe {
         url: String,
     },
+    /// Attention weights of the checkpoint at `url` (loaded if it is not) over `text`.
+    AttentionMaps {
+        url: String,
+        text: String,
+    },
     Tokenize {
         text: String,
         with: TokenizerChoice,
@@ -128,6 +133,12 @@ pub enum Event {
         vocab_size: usize,
         step: usize,
         val_loss: Option<f32>,
+    },
+    /// Attention weights over a text: `maps[layer][head][query][key]`, one token per row.
+    AttentionMaps {
+        url: String,
+        tokens: Vec<String>,
+        maps: Vec<Vec<Vec<Vec<f32>>>>,
     },
     /// Text generated so far (sent in pieces as it comes).
     Generated {

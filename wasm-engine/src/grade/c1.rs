@@ -13,6 +13,8 @@ use crate::Result;
 use crate::model::attention;
 
 type Mask = Vec<Vec<bool>>;
+/// A wrong mask or a wrong formula, and the hint for the answer it produces.
+type Mistake<'a> = (&'a dyn Fn(usize, usize) -> bool, AttnVariant, &'a str);
 
 /// `masked_attention(q, k, v, mask)`: `q` is `(T_q, d)`, `k` and `v` are `(T_k, d)`, and
 /// `mask[i][j]` is true when query `i` may attend to key `j`.
@@ -131,7 +133,7 @@ impl Grader for MaskedAttention {
         let everything = |_: usize, _: usize| true;
         let causal = |i: usize, j: usize| j <= i;
         let inverted = |i: usize, j: usize| !mask[i][j];
-        let mistakes: [(&dyn Fn(usize, usize) -> bool, AttnVariant, &str); 7] = [
+        let mistakes: [Mistake; 7] = [
             (
                 &everything,
                 CORRECT,

@@ -35,6 +35,7 @@ impl Model {
             n_embd: self.n_embd,
             dropout: 0.0,
             bias: self.bias,
+            ..Default::default()
         }
     }
 }

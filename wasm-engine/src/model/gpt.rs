@@ -5,6 +5,11 @@
 //! pre-LayerNorm blocks (causal multi-head self-attention, then a GELU MLP, each inside a
 //! residual connection), a final LayerNorm, and a head tied to the token embedding.
 //!
+//! The config's defaults are exactly that model. Lessons C2 and C3 switch its parts through
+//! `Config`: the position encoding (learned, sinusoidal, RoPE, ALiBi; see `position.rs`),
+//! the norm (LayerNorm, RMSNorm), the feed-forward network (GELU, ReLU, SwiGLU), the norm's
+//! place (pre, as GPT-2, or post, as the original transformer) and the residual connections.
+//!
 //! Tensor names follow GPT-2 (`wte`, `wpe`, `h.{i}.attn.c_attn`, `ln_f`), so a checkpoint maps
 //! onto Hugging Face's `GPT2LMHeadModel` by name (see `checkpoint::export_hf_gpt2`). Weights are
 //! stored in candle's `Linear` layout `(out, in)`; GPT-2's `Conv1D` stores the transpose.
@@ -14,6 +19,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{self, causal_mask};
+use super::position::{self, RopeTables};
 use crate::{Error, Result};
 
 /// The shape of a GPT. Field names are nanoGPT's `GPTConfig`.
@@ -31,12 +37,107 @@ pub struct Config {
     #[serde(default)]
     pub dropout: f32,
     /// Biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT can drop them).
-    #[serde(default = "default_bias")]
+    #[serde(default = "default_true")]
     pub bias: bool,
+    // The variants below default to GPT-2 and are left out of the JSON when they are the
+    // default, so a GPT-2 config reads and writes exactly as before they existed.
+    /// How positions enter the model.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub position: PositionEncoding,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub norm: Norm,
+    /// The feed-forward network's non-linearity.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ffn: Ffn,
+    /// Where the norms sit relative to the residual connections.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub norm_placement: NormPlacement,
+    /// Residual connections around attention and the FFN (turn off to see why they exist).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub residual: bool,
 }
 
-fn default_bias() -> bool {
+fn default_true() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// How the model knows where each token is (see `position.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEncoding {
+    /// A trained table `wpe` added to the token embeddings (GPT-2).
+    #[default]
+    Learned,
+    /// A fixed table of sines and cosines, added (Vaswani et al. 2017).
+    Sinusoidal,
+    /// Queries and keys rotated by position (RoFormer 2021; LLaMA).
+    Rope,
+    /// A per-head penalty on attention scores growing with distance (Press et al. 2022).
+    Alibi,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// Subtract the mean, divide by the standard deviation, scale and shift (Ba et al. 2016).
+    #[default]
+    #[serde(rename = "layernorm")]
+    LayerNorm,
+    /// Divide by the root mean square and scale, no centring (Zhang & Sennrich 2019; LLaMA).
+    #[serde(rename = "rmsnorm")]
+    RmsNorm,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ffn {
+    /// `c_proj(gelu(c_fc(x)))`, hidden width 4·n_embd, exact erf GELU (GPT-2, BERT).
+    #[default]
+    Gelu,
+    /// The same with ReLU (the original transformer).
+    Relu,
+    /// `c_proj(silu(c_gate(x)) ⊙ c_fc(x))` (Shazeer 2020; LLaMA), hidden width ⌈8·n_embd/3⌉
+    /// rounded up to a multiple of 8, so that its three matrices hold about as many
+    /// parameters as the two of the 4× MLP.
+    Swiglu,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormPlacement {
+    /// `x = x + f(norm(x))` (GPT-2 and every large model since).
+    #[default]
+    Pre,
+    /// `x = norm(x + f(x))` (the original transformer and BERT).
+    Post,
+}
+
+/// nanoGPT's `GPTConfig` defaults: GPT-2 small with the vocabulary padded to 50304.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            vocab_size: 50304,
+            block_size: 1024,
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            dropout: 0.0,
+            bias: true,
+            position: PositionEncoding::default(),
+            norm: Norm::default(),
+            ffn: Ffn::default(),
+            norm_placement: NormPlacement::default(),
+            residual: true,
+        }
+    }
 }
 
 impl Config {
@@ -63,6 +164,17 @@ impl Config {
                 ),
             ));
         }
+        if self.position == PositionEncoding::Rope && !self.head_dim().is_multiple_of(2) {
+            return Err(Error::config(
+                "position",
+                format!(
+                    "rope rotates pairs of coordinates, so the head width must be even; n_embd {} / n_head {} = {}",
+                    self.n_embd,
+                    self.n_head,
+                    self.head_dim()
+                ),
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::config(
                 "dropout",
@@ -83,44 +195,88 @@ impl Config {
         self.n_embd / self.n_head
     }
 
+    /// Width of the FFN's hidden layer: 4·n_embd, or for SwiGLU ⌈8·n_embd/3⌉ rounded up to
+    /// a multiple of 8 (LLaMA rounds to 256; 8 suits small models).
+    pub fn ffn_hidden(&self) -> usize {
+        match self.ffn {
+            Ffn::Gelu | Ffn::Relu => 4 * self.n_embd,
+            Ffn::Swiglu => (8 * self.n_embd).div_ceil(3).div_ceil(8) * 8,
+        }
+    }
+
+    /// Whether this is the GPT-2 architecture (what Hugging Face's `GPT2LMHeadModel` runs).
+    pub fn is_gpt2(&self) -> bool {
+        self.position == PositionEncoding::Learned
+            && self.norm == Norm::LayerNorm
+            && self.ffn == Ffn::Gelu
+            && self.norm_placement == NormPlacement::Pre
+            && self.residual
+    }
+
+    /// Whether the norms have a bias (LayerNorm with `bias`; RMSNorm never).
+    pub fn norm_bias(&self) -> bool {
+        self.bias && self.norm == Norm::LayerNorm
+    }
+
     /// Number of parameters, counting the tied head once (as nanoGPT's `get_num_params`
     /// with `non_embedding=False`).
     pub fn n_params(&self) -> usize {
         let (c, l, v, t) = (self.n_embd, self.n_layer, self.vocab_size, self.block_size);
         let b = usize::from(self.bias);
-        let ln = c + b * c;
+        let ln = c + usize::from(self.norm_bias()) * c;
         let attn = c * 3 * c + b * 3 * c + c * c + b * c;
-        let mlp = c * 4 * c + b * 4 * c + 4 * c * c + b * c;
+        let h = self.ffn_hidden();
+        let mlp = match self.ffn {
+            Ffn::Gelu | Ffn::Relu => c * h + b * h + h * c + b * c,
+            Ffn::Swiglu => 2 * (c * h + b * h) + h * c + b * c,
+        };
         let block = 2 * ln + attn + mlp;
-        v * c + t * c + l * block + ln
+        let wpe = if self.position == PositionEncoding::Learned {
+            t * c
+        } else {
+            0
+        };
+        v * c + wpe + l * block + ln
     }
 }
 
-/// LayerNorm over the last dimension, from primitive ops so that it has a backward pass
-/// (candle-nn's fused kernel has none). Ba et al., "Layer Normalization" (2016).
+/// LayerNorm or RMSNorm over the last dimension, from primitive ops so that it has a
+/// backward pass (candle-nn's fused kernels have none). LayerNorm: Ba et al., "Layer
+/// Normalization" (2016), `(x - mean) / sqrt(var + eps) * w + b`. RMSNorm: Zhang & Sennrich
+/// (2019), `x / sqrt(mean(x²) + eps) * w`.
 struct LayerNorm {
     weight: Tensor,
     bias: Option<Tensor>,
+    rms: bool,
 }
 
 impl LayerNorm {
     const EPS: f64 = 1e-5;
 
-    fn new(size: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+    fn new(size: usize, cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?;
-        let bias = if bias {
+        let bias = if cfg.norm_bias() {
             Some(vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?)
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            rms: cfg.norm == Norm::RmsNorm,
+        })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mean = xs.mean_keepdim(D::Minus1)?;
-        let xs = xs.broadcast_sub(&mean)?;
-        let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
-        let xs = xs.broadcast_div(&(var + Self::EPS)?.sqrt()?)?;
+        let xs = if self.rms {
+            let ms = xs.sqr()?.mean_keepdim(D::Minus1)?;
+            xs.broadcast_div(&(ms + Self::EPS)?.sqrt()?)?
+        } else {
+            let mean = xs.mean_keepdim(D::Minus1)?;
+            let xs = xs.broadcast_sub(&mean)?;
+            let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
+            xs.broadcast_div(&(var + Self::EPS)?.sqrt()?)?
+        };
         let xs = xs.broadcast_mul(&self.weight)?;
         Ok(match &self.bias {
             Some(bias) => xs.broadcast_add(bias)?,
@@ -217,10 +373,14 @@ struct CausalSelfAttention {
     n_head: usize,
     head_dim: usize,
     dropout: f32,
+    /// RoPE's tables when the model rotates queries and keys.
+    rope: Option<RopeTables>,
+    /// ALiBi's distance penalty on the scores.
+    alibi: bool,
 }
 
 impl CausalSelfAttention {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, rope: Option<RopeTables>, vb: VarBuilder) -> Result<Self> {
         let c = cfg.n_embd;
         Ok(Self {
             c_attn: linear(c, 3 * c, cfg.bias, vb.pp("c_attn"))?,
@@ -228,11 +388,14 @@ impl CausalSelfAttention {
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
             dropout: cfg.dropout,
+            rope,
+            alibi: cfg.position == PositionEncoding::Alibi,
         })
     }
 
-    /// Projects `xs` to per-head queries, keys and values, each `(b, n_head, t, head_dim)`.
-    fn qkv(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    /// Projects `xs` at positions `offset..offset + t` to per-head queries, keys and values,
+    /// each `(b, n_head, t, head_dim)`; with RoPE, queries and keys come out rotated.
+    fn qkv(&self, xs: &Tensor, offset: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let (b_sz, seq_len, c) = xs.dims3()?;
         let qkv = self.c_attn.forward(xs)?; // (b, t, 3c)
         let split = |i: usize| -> Result<Tensor> {
@@ -242,7 +405,34 @@ impl CausalSelfAttention {
                 .transpose(1, 2)? // (b, n_head, t, head_dim)
                 .contiguous()?)
         };
-        Ok((split(0)?, split(1)?, split(2)?))
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        match &self.rope {
+            Some(rope) => Ok((rope.apply(&q, offset)?, rope.apply(&k, offset)?, v)),
+            None => Ok((q, k, v)),
+        }
+    }
+
+    /// Attention weights `softmax(q kᵀ / √d + mask [+ alibi])`, `(b, n_head, t, offset + t)`.
+    fn weights_at(&self, q: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
+        let seq_len = q.dim(2)?;
+        // A single new query may see every cached key, so it needs no mask.
+        let mask = if seq_len > 1 {
+            Some(causal_mask(seq_len, offset, q.dtype(), q.device())?)
+        } else {
+            None
+        };
+        let bias = if self.alibi {
+            Some(position::alibi_bias(
+                self.n_head,
+                seq_len,
+                offset,
+                q.dtype(),
+                q.device(),
+            )?)
+        } else {
+            None
+        };
+        attention::weights_with_bias(q, k, mask.as_ref(), bias.as_ref())
     }
 
     /// softmax(q kᵀ / √d + mask) v, then the output projection. `offset` is how many
@@ -256,13 +446,7 @@ impl CausalSelfAttention {
         train: bool,
     ) -> Result<Tensor> {
         let (b_sz, _, seq_len, _) = q.dims4()?;
-        // A single new query may see every cached key, so it needs no mask.
-        let mask = if seq_len > 1 {
-            Some(causal_mask(seq_len, offset, q.dtype(), q.device())?)
-        } else {
-            None
-        };
-        let att = attention::weights(q, k, mask.as_ref())?; // (b, n_head, t, offset + t)
+        let att = self.weights_at(q, k, offset)?; // (b, n_head, t, offset + t)
         let att = dropout(&att, self.dropout, train)?;
         let ys = att.matmul(v)?; // (b, n_head, t, head_dim)
         let ys = ys
@@ -273,46 +457,58 @@ impl CausalSelfAttention {
     }
 
     fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let (q, k, v) = self.qkv(xs)?;
+        let (q, k, v) = self.qkv(xs, 0)?;
         self.attend(&q, &k, &v, 0, train)
     }
 
     fn forward_cached(&self, xs: &Tensor, cache: &mut KvCache, layer: usize) -> Result<Tensor> {
         let offset = cache.layer_len(layer);
-        let (q, k, v) = self.qkv(xs)?;
+        let (q, k, v) = self.qkv(xs, offset)?;
         let (k, v) = cache.append(layer, k, v)?; // (b, n_head, offset + t, head_dim)
         self.attend(&q, &k, &v, offset, false)
     }
 
     /// Attention weights `(b, n_head, t, t)` for a sequence, for visualisation.
     fn weights(&self, xs: &Tensor) -> Result<Tensor> {
-        let (q, k, _) = self.qkv(xs)?;
-        let seq_len = q.dim(2)?;
-        let mask = causal_mask(seq_len, 0, q.dtype(), q.device())?;
-        attention::weights(&q, &k, Some(&mask))
+        let (q, k, _) = self.qkv(xs, 0)?;
+        self.weights_at(&q, &k, 0)
     }
 }
 
-/// The position-wise feed-forward network: expand 4×, GELU, project back.
+/// The position-wise feed-forward network: expand, non-linearity, project back. With SwiGLU
+/// a second expansion `c_gate` gates the first: `c_proj(silu(c_gate(x)) ⊙ c_fc(x))`.
 struct Mlp {
     c_fc: Linear,
+    c_gate: Option<Linear>,
     c_proj: Linear,
+    ffn: Ffn,
     dropout: f32,
 }
 
 impl Mlp {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let c = cfg.n_embd;
+        let (c, h) = (cfg.n_embd, cfg.ffn_hidden());
+        let c_gate = match cfg.ffn {
+            Ffn::Swiglu => Some(linear(c, h, cfg.bias, vb.pp("c_gate"))?),
+            Ffn::Gelu | Ffn::Relu => None,
+        };
         Ok(Self {
-            c_fc: linear(c, 4 * c, cfg.bias, vb.pp("c_fc"))?,
-            c_proj: linear(4 * c, c, cfg.bias, vb.pp("c_proj"))?,
+            c_fc: linear(c, h, cfg.bias, vb.pp("c_fc"))?,
+            c_gate,
+            c_proj: linear(h, c, cfg.bias, vb.pp("c_proj"))?,
+            ffn: cfg.ffn,
             dropout: cfg.dropout,
         })
     }
 
     fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let xs = self.c_fc.forward(xs)?.gelu_erf()?; // (b, t, 4c)
-        let xs = self.c_proj.forward(&xs)?; // (b, t, c)
+        let up = self.c_fc.forward(xs)?; // (b, t, hidden)
+        let hidden = match (&self.c_gate, self.ffn) {
+            (Some(gate), _) => (gate.forward(xs)?.silu()? * up)?,
+            (None, Ffn::Relu) => up.relu()?,
+            (None, _) => up.gelu_erf()?,
+        };
+        let xs = self.c_proj.forward(&hidden)?; // (b, t, c)
         dropout(&xs, self.dropout, train)
     }
 }
@@ -322,38 +518,70 @@ struct Block {
     attn: CausalSelfAttention,
     ln_2: LayerNorm,
     mlp: Mlp,
+    post_norm: bool,
+    residual: bool,
 }
 
 impl Block {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, rope: Option<RopeTables>, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            ln_1: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_1"))?,
-            attn: CausalSelfAttention::new(cfg, vb.pp("attn"))?,
-            ln_2: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_2"))?,
+            ln_1: LayerNorm::new(cfg.n_embd, cfg, vb.pp("ln_1"))?,
+            attn: CausalSelfAttention::new(cfg, rope, vb.pp("attn"))?,
+            ln_2: LayerNorm::new(cfg.n_embd, cfg, vb.pp("ln_2"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+            post_norm: cfg.norm_placement == NormPlacement::Post,
+            residual: cfg.residual,
         })
     }
 
-    // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
+    /// One sub-layer `f` around the residual stream `xs`:
+    /// pre-norm `x + f(ln(x))` (GPT-2), post-norm `ln(x + f(x))` (Vaswani et al.), and
+    /// without the residual `f(ln(x))` or `ln(f(x))`.
+    fn sublayer(
+        &self,
+        xs: &Tensor,
+        ln: &LayerNorm,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if self.post_norm {
+            let ys = f(xs)?;
+            let ys = if self.residual { (xs + ys)? } else { ys };
+            ln.forward(&ys)
+        } else {
+            let ys = f(&ln.forward(xs)?)?;
+            Ok(if self.residual { (xs + ys)? } else { ys })
+        }
+    }
+
+    // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))   (pre-norm, the default)
     fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let xs = (xs + self.attn.forward(&self.ln_1.forward(xs)?, train)?)?;
-        let residual = &xs;
-        Ok((residual + self.mlp.forward(&self.ln_2.forward(&xs)?, train)?)?)
+        let xs = self.sublayer(xs, &self.ln_1, |x| self.attn.forward(x, train))?;
+        self.sublayer(&xs, &self.ln_2, |x| self.mlp.forward(x, train))
     }
 
     fn forward_cached(&self, xs: &Tensor, cache: &mut KvCache, layer: usize) -> Result<Tensor> {
-        let xs = (xs
-            + self
-                .attn
-                .forward_cached(&self.ln_1.forward(xs)?, cache, layer)?)?;
-        Ok((&xs + self.mlp.forward(&self.ln_2.forward(&xs)?, false)?)?)
+        let xs = self.sublayer(xs, &self.ln_1, |x| {
+            self.attn.forward_cached(x, cache, layer)
+        })?;
+        self.sublayer(&xs, &self.ln_2, |x| self.mlp.forward(x, false))
+    }
+
+    /// What the attention sub-layer reads: `ln_1(x)` with pre-norm, `x` with post-norm.
+    fn attn_input(&self, xs: &Tensor) -> Result<Tensor> {
+        if self.post_norm {
+            Ok(xs.clone())
+        } else {
+            self.ln_1.forward(xs)
+        }
     }
 }
 
 /// The language model: token ids `(b, t)` in, next-token logits `(b, t, vocab_size)` out.
 pub struct Gpt {
     wte: Embedding,
-    wpe: Embedding,
+    /// The learned position table (GPT-2), or the fixed sinusoidal one; `None` for RoPE and
+    /// ALiBi, which act inside attention instead.
+    wpe: Option<Embedding>,
     h: Vec<Block>,
     ln_f: LayerNorm,
     config: Config,
@@ -367,15 +595,36 @@ impl Gpt {
             stdev: 0.02,
         };
         let wte = vb.get_with_hints((cfg.vocab_size, cfg.n_embd), "wte.weight", init)?;
-        let wpe = vb.get_with_hints((cfg.block_size, cfg.n_embd), "wpe.weight", init)?;
+        let wpe = match cfg.position {
+            PositionEncoding::Learned => {
+                Some(vb.get_with_hints((cfg.block_size, cfg.n_embd), "wpe.weight", init)?)
+            }
+            // A constant, not a parameter: it is not in the checkpoint.
+            PositionEncoding::Sinusoidal => Some(position::sinusoidal_table(
+                cfg.block_size,
+                cfg.n_embd,
+                vb.dtype(),
+                vb.device(),
+            )?),
+            PositionEncoding::Rope | PositionEncoding::Alibi => None,
+        };
+        let rope = match cfg.position {
+            PositionEncoding::Rope => Some(RopeTables::new(
+                cfg.block_size,
+                cfg.head_dim(),
+                vb.dtype(),
+                vb.device(),
+            )?),
+            _ => None,
+        };
         let h = (0..cfg.n_layer)
-            .map(|i| Block::new(cfg, vb.pp(format!("h.{i}"))))
+            .map(|i| Block::new(cfg, rope.clone(), vb.pp(format!("h.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             wte: Embedding::new(wte, cfg.n_embd),
-            wpe: Embedding::new(wpe, cfg.n_embd),
+            wpe: wpe.map(|w| Embedding::new(w, cfg.n_embd)),
             h,
-            ln_f: LayerNorm::new(cfg.n_embd, cfg.bias, vb.pp("ln_f"))?,
+            ln_f: LayerNorm::new(cfg.n_embd, cfg, vb.pp("ln_f"))?,
             config: cfg.clone(),
         })
     }
@@ -401,14 +650,15 @@ impl Gpt {
                 ),
             ));
         }
-        let pos = Tensor::arange(offset as u32, (offset + seq_len) as u32, idx.device())?;
         let tok_emb = self.wte.forward(idx)?; // (b, t, c)
-        let pos_emb = self.wpe.forward(&pos)?; // (t, c)
-        dropout(
-            &tok_emb.broadcast_add(&pos_emb)?,
-            self.config.dropout,
-            train,
-        )
+        let xs = match &self.wpe {
+            Some(wpe) => {
+                let pos = Tensor::arange(offset as u32, (offset + seq_len) as u32, idx.device())?;
+                tok_emb.broadcast_add(&wpe.forward(&pos)?)? // + (t, c)
+            }
+            None => tok_emb,
+        };
+        dropout(&xs, self.config.dropout, train)
     }
 
     /// The head shares its weight with `wte` (Press & Wolf, 2017): logits = ln_f(x) Wteᵀ.
@@ -487,7 +737,7 @@ impl Gpt {
         let mut xs = self.embed(&idx, 0, false)?;
         let mut maps = Vec::with_capacity(self.h.len());
         for block in &self.h {
-            maps.push(block.attn.weights(&block.ln_1.forward(&xs)?)?.squeeze(0)?);
+            maps.push(block.attn.weights(&block.attn_input(&xs)?)?.squeeze(0)?);
             xs = block.forward(&xs, false)?;
         }
         Ok(maps)

@@ -29,3 +29,49 @@ pub fn seed_weights(
     }
     vars
 }
+
+/// Checks autograd against central finite differences, `(L(w + ε) − L(w − ε)) / 2ε`, on three
+/// entries (first, middle, last) of every variable; `loss` recomputes the scalar loss of an
+/// f64 model from its current weights. Returns how many entries were checked.
+#[allow(dead_code)] // each test binary compiles this module; not all of them check gradients
+pub fn check_gradients(vars: &[(String, Var)], loss: impl Fn() -> Tensor) -> usize {
+    let grads = loss().backward().unwrap();
+    let value = || loss().to_scalar::<f64>().unwrap();
+    let eps = 1e-6;
+    let mut checked = 0;
+    for (name, var) in vars {
+        let grad = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("{name} has no gradient"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for &i in &[0, original.len() / 2, original.len() - 1] {
+            let nudged = |delta: f64| {
+                let mut values = original.clone();
+                values[i] += delta;
+                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                value()
+            };
+            let numeric = (nudged(eps) - nudged(-eps)) / (2.0 * eps);
+            var.set(&Tensor::from_vec(original.clone(), var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+            let error = (numeric - grad[i]).abs();
+            assert!(
+                error < 1e-6 + 1e-4 * numeric.abs(),
+                "{name}[{i}]: autograd {} vs finite difference {numeric}",
+                grad[i]
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
