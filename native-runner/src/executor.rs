@@ -172,7 +172,7 @@ impl Executor {
                 Trainer::resume(&dir, data, &self.device)
                     .with_context(|| format!("resuming from {}", dir.display()))?
             }
-            None => self.fresh_trainer(id, spec, &text, &job_dir)?,
+            None => self.fresh_trainer(id, spec, &text)?,
         };
         self.store
             .set_info(id, trainer.model_config().n_params(), &self.device_name())?;
@@ -239,7 +239,6 @@ impl Executor {
         id: JobId,
         spec: &JobSpec,
         text: &str,
-        job_dir: &Path,
     ) -> anyhow::Result<Trainer> {
         match &spec.task {
             Task::Pretrain { model, tokenizer } => {
@@ -256,23 +255,8 @@ impl Executor {
                 })?;
                 let base = Checkpoint::load(&self.checkpoint_dir(*base_job, step))?;
                 let data = Dataset::new(text, base.meta.tokenizer.clone(), spec.val_fraction)?;
-                let fresh = Trainer::new(
-                    base.meta.model.clone(),
-                    spec.train.clone(),
-                    data.clone(),
-                    &self.device,
-                )?;
-                // The engine has no constructor from weights yet, so: save the fresh
-                // trainer's state (step 0, zero optimizer moments), swap in the base
-                // weights, and resume from that.
-                let init = job_dir.join(".fine-tune-init");
-                let _ = std::fs::remove_dir_all(&init);
-                fresh.save_state(&init)?;
-                let mut start = fresh.checkpoint();
-                start.tensors = base.tensors;
-                start.save(&init)?;
-                let trainer = Trainer::resume(&init, data, &self.device)?;
-                let _ = std::fs::remove_dir_all(&init);
+                let trainer =
+                    Trainer::from_checkpoint(&base, spec.train.clone(), data, &self.device)?;
                 tracing::info!(job = id, base = base_job, "fine-tuning from step {step}");
                 Ok(trainer)
             }

@@ -210,6 +210,50 @@ fn a_resumed_run_continues_exactly() {
 }
 
 #[test]
+fn fine_tuning_starts_from_the_checkpoints_weights() {
+    let text = &corpus()[..100_000];
+    let config = TrainConfig {
+        batch_size: 2,
+        max_steps: 3,
+        ..TrainConfig::default()
+    };
+    let model = small_model(char_dataset(text).tokenizer.vocab_size(), 16);
+    let mut base = Trainer::new(model, config.clone(), char_dataset(text), &Device::Cpu).unwrap();
+    for _ in 0..3 {
+        base.step().unwrap();
+    }
+    let checkpoint = base.checkpoint();
+    let tuned_config = TrainConfig {
+        seed: 99, // a different seed must not re-initialise the weights
+        max_steps: 2,
+        ..config
+    };
+    let mut tuned = Trainer::from_checkpoint(
+        &checkpoint,
+        tuned_config,
+        char_dataset(text),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(tuned.step_count(), 0, "a new run, not a resumed one");
+    assert_eq!(flat_weights(&tuned), flat_weights(&base));
+    tuned.step().unwrap();
+    assert_ne!(flat_weights(&tuned), flat_weights(&base), "it trains");
+
+    let mut missing = checkpoint.clone();
+    missing.tensors.remove("wte.weight");
+    let err = Trainer::from_checkpoint(
+        &missing,
+        TrainConfig::default(),
+        char_dataset(text),
+        &Device::Cpu,
+    )
+    .err()
+    .expect("a checkpoint without wte.weight cannot start a run");
+    assert!(err.to_string().contains("wte.weight"), "{err}");
+}
+
+#[test]
 fn the_same_seed_trains_the_same_model() {
     let text = &corpus()[..100_000];
     let config = TrainConfig {

@@ -364,22 +364,41 @@ impl Trainer {
         Ok(())
     }
 
+    /// A new run that starts from a checkpoint's weights (fine-tuning): step 0, fresh
+    /// optimizer moments, the schedule of `config`. `data` must use the checkpoint's tokenizer.
+    pub fn from_checkpoint(
+        checkpoint: &Checkpoint,
+        config: TrainConfig,
+        data: Dataset,
+        device: &Device,
+    ) -> Result<Self> {
+        let trainer = Self::new(checkpoint.meta.model.clone(), config, data, device)?;
+        for (name, var) in &trainer.params {
+            let saved = checkpoint.tensors.get(name).ok_or_else(|| {
+                Error::Checkpoint(format!("the checkpoint has no tensor '{name}'"))
+            })?;
+            if saved.dims() != var.dims() {
+                return Err(Error::Checkpoint(format!(
+                    "tensor '{name}' has shape {:?} in the checkpoint, the model needs {:?}",
+                    saved.dims(),
+                    var.dims()
+                )));
+            }
+            var.set(&saved.to_device(device)?)?;
+        }
+        Ok(trainer)
+    }
+
     /// Continues a run saved by [`Trainer::save_state`] on the same data.
     pub fn resume(dir: &Path, data: Dataset, device: &Device) -> Result<Self> {
         let checkpoint = Checkpoint::load(dir)?;
-        let CheckpointMeta {
-            model, train, step, ..
-        } = checkpoint.meta.clone();
+        let CheckpointMeta { train, step, .. } = checkpoint.meta.clone();
         let train = train.ok_or_else(|| {
             Error::Checkpoint(
                 "the checkpoint has no training config, so it cannot be resumed".into(),
             )
         })?;
-        let mut trainer = Self::new(model, train, data, device)?;
-        for (name, var) in &trainer.params {
-            let saved = &checkpoint.tensors[name]; // present: `Checkpoint::load` checked every name
-            var.set(&saved.to_device(device)?)?;
-        }
+        let mut trainer = Self::from_checkpoint(&checkpoint, train, data, device)?;
         let optimizer = std::fs::read(dir.join(checkpoint::OPTIMIZER_FILE)).map_err(|e| {
             Error::Checkpoint(format!("cannot read {}: {e}", checkpoint::OPTIMIZER_FILE))
         })?;
