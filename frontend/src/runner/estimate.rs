@@ -88,7 +88,8 @@ pub struct Estimate {
 pub fn estimate(model: &gpt::Config, train: &TrainConfig, throughput: &Throughput) -> Estimate {
     let n_params = model.n_params();
     let n = n_params as f64;
-    let tokens = (train.tokens_per_step(model.block_size) * train.max_steps) as f64;
+    // In f64: a big run passes 2^32 tokens, and usize is 32 bits in the browser.
+    let tokens = train.tokens_per_step(model.block_size) as f64 * train.max_steps as f64;
     let flops = FLOPS_PER_PARAM_TOKEN * n * tokens;
     let tokens_per_sec = throughput.flops_per_sec() / (FLOPS_PER_PARAM_TOKEN * n);
     Estimate {

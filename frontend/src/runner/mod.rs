@@ -62,8 +62,13 @@ fn page_origin() -> String {
 pub fn RunnerConsole(config: Config) -> impl IntoView {
     let url = RwSignal::new(storage::get(URL_KEY).unwrap_or_else(page_origin));
     let token = RwSignal::new(storage::get(TOKEN_KEY).unwrap_or_default());
-    // The connection the rest of the console uses, set once /api/health answered.
-    let active = RwSignal::new(None::<Conn>);
+    // The connection the rest of the console uses (its token follows the token field), and
+    // whether /api/health answered there.
+    let current = StoredValue::new(Conn {
+        base: String::new(),
+        token: String::new(),
+    });
+    let connected = RwSignal::new(false);
     let health = RwSignal::new(None::<Health>);
     let connecting = RwSignal::new(false);
     let problem = RwSignal::new(String::new());
@@ -89,9 +94,10 @@ pub fn RunnerConsole(config: Config) -> impl IntoView {
         });
     };
     let reload = move || {
-        let Some(conn) = active.get_untracked() else {
+        if !connected.get_untracked() {
             return;
-        };
+        }
+        let conn = current.get_value();
         wasm_bindgen_futures::spawn_local(async move {
             match conn.jobs().await {
                 Ok(list) => {
@@ -121,11 +127,12 @@ pub fn RunnerConsole(config: Config) -> impl IntoView {
                     storage::set(URL_KEY, &conn.base);
                     storage::set(TOKEN_KEY, &conn.token);
                     health.set(Some(h));
-                    active.set(Some(conn));
+                    current.set_value(conn);
+                    connected.set(true);
                     reload();
                 }
                 Err(e) => {
-                    active.set(None);
+                    connected.set(false);
                     health.set(None);
                     problem.set(format!(
                         "no runner answered at {}: {e}. Start one with `cargo run --release -p runner -- --site dist` and open this page from it.",
@@ -187,7 +194,12 @@ pub fn RunnerConsole(config: Config) -> impl IntoView {
                         autocomplete="off"
                         data-testid="runner-token"
                         prop:value=move || token.get()
-                        on:input=move |ev| token.set(event_target_value(&ev))
+                        on:input=move |ev| {
+                            let value = event_target_value(&ev);
+                            storage::set(TOKEN_KEY, value.trim());
+                            current.update_value(|c| c.token = value.trim().to_string());
+                            token.set(value);
+                        }
                     />
                 </label>
                 <button type="submit" data-testid="runner-connect" disabled=move || connecting.get()>
@@ -208,10 +220,10 @@ pub fn RunnerConsole(config: Config) -> impl IntoView {
                 {move || problem.get()}
             </p>
             {move || {
-                active
+                connected
                     .get()
-                    .map(|conn| {
-                        let conn = StoredValue::new(conn);
+                    .then(|| {
+                        let conn = current;
                         view! {
                             <JobForm
                                 conn=conn

@@ -88,7 +88,8 @@ fn n_params(m: Model, v: Variant) -> f64 {
 fn tokens(m: Model, t: Train, v: Variant) -> f64 {
     let per_seq = if v.no_block_size { 1 } else { m.block_size };
     let accum = if v.no_accum { 1 } else { t.grad_accum_steps };
-    (t.batch_size * accum * per_seq * t.max_steps) as f64
+    // In f64: the product passes 2^32, and usize is 32 bits in the browser.
+    t.batch_size as f64 * accum as f64 * per_seq as f64 * t.max_steps as f64
 }
 
 fn flops_per_token(v: Variant) -> f64 {
