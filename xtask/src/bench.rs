@@ -26,6 +26,14 @@ pub const KV_SPEEDUP: &str = "kv_cache_speedup";
 pub const ENGINE: &str = "engine-cpu";
 pub const PEER: &str = "pytorch-cpu";
 pub const ENGINE_1: &str = "engine-cpu-1-thread";
+/// The runner's overhead bench (`native-runner/examples/overhead.rs`): a tiny job through the
+/// HTTP API and SSE, against the same training called directly.
+pub const RUNNER_API: &str = "runner_job_api";
+pub const RUNNER_DIRECT: &str = "runner_job_direct";
+pub const RUNNER_JOB: &str = "runner_job";
+pub const DIRECT: &str = "engine-direct";
+/// Wall time through the runner over wall time called directly, at most (the target).
+pub const RUNNER_TARGET: f64 = 1.2;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Figure {
@@ -60,8 +68,15 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
     let engine_1_json = out_dir.join("engine_1_thread.json");
     let peer_json = out_dir.join("pytorch_cpu.json");
     let wasm_json = out_dir.join("wasm.json");
+    let runner_json = out_dir.join("runner.json");
     // A figure from an earlier run must never be reported as this run's.
-    for stale in [&engine_json, &engine_1_json, &peer_json, &wasm_json] {
+    for stale in [
+        &engine_json,
+        &engine_1_json,
+        &peer_json,
+        &wasm_json,
+        &runner_json,
+    ] {
         let _ = fs::remove_file(stale);
     }
 
@@ -93,6 +108,20 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
         .arg("--out")
         .arg(&wasm_json))?;
 
+    println!("\n==> the runner: a tiny job through the API vs the engine called directly");
+    run(Command::new("cargo")
+        .current_dir(workspace)
+        .args([
+            "run",
+            "-p",
+            "runner",
+            "--example",
+            "overhead",
+            "--",
+            "--out",
+        ])
+        .arg(&runner_json))?;
+
     let engine = read_figures(&engine_json)?;
     let engine_1 = read_figures(&engine_1_json)?;
     let wasm = read_figures(&wasm_json)?;
@@ -116,6 +145,12 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
             "the site's first load (loopback, cold cache)".into(),
             compare(&site_figures(&wasm), &[], "-"),
         ),
+        (
+            format!(
+                "the runner's overhead (target ≤ {RUNNER_TARGET}x; ratio = through the API / direct)"
+            ),
+            runner_rows(&read_figures(&runner_json)?),
+        ),
     ];
     let mut summary = Vec::new();
     for (title, rows) in sections {
@@ -137,6 +172,21 @@ fn engine_bench(workspace: &Path, out: &Path) -> Command {
         .args(["run", "-p", "engine", "--example", "bench", "--", "--out"])
         .arg(out);
     cmd
+}
+
+/// The runner's job time through the API beside the same training called directly: one row,
+/// `runner_job`, whose ratio is the overhead (above 1 the API costs time).
+pub fn runner_rows(figures: &[Figure]) -> Vec<Compared> {
+    let renamed = |name: &str| {
+        pick(figures, &[name])
+            .into_iter()
+            .map(|f| Figure {
+                name: RUNNER_JOB.into(),
+                ..f
+            })
+            .collect::<Vec<_>>()
+    };
+    compare(&renamed(RUNNER_API), &renamed(RUNNER_DIRECT), DIRECT)
 }
 
 /// The figures named `names`, in that order.
@@ -299,6 +349,38 @@ pub fn format_table(rows: &[Compared]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runner_row_pairs_api_and_direct_times() {
+        let figures = [
+            Figure {
+                name: RUNNER_API.into(),
+                value: 3.6,
+                unit: "s".into(),
+            },
+            Figure {
+                name: RUNNER_DIRECT.into(),
+                value: 3.0,
+                unit: "s".into(),
+            },
+            Figure {
+                name: "runner_overhead".into(),
+                value: 1.2,
+                unit: "x".into(),
+            },
+        ];
+        let rows = runner_rows(&figures);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, RUNNER_JOB);
+        assert_eq!(rows[0].unit, "s");
+        assert_eq!(rows[0].value, Some(3.6));
+        assert_eq!(
+            rows[0].peer.as_ref().map(|p| (p.name.as_str(), p.value)),
+            Some((DIRECT, 3.0))
+        );
+        assert!((rows[0].ratio.unwrap() - 1.2).abs() < 1e-12);
+        assert!(runner_rows(&[]).is_empty());
+    }
 
     fn fig(name: &str, value: f64) -> Figure {
         Figure {
