@@ -39,6 +39,10 @@ const WIDGETS: &[(&str, &[&str])] = &[
     ),
     ("bigram-counts", &["text"]),
     (
+        "sampling-playground",
+        &["model", "prompt", "temperature", "seed"],
+    ),
+    (
         "runner",
         &[
             "n_layer",

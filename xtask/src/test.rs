@@ -110,10 +110,22 @@ fn browser_tests(cache: &Cache, workspace: &Path, counts: &mut TestCounts) -> Re
             "site built; no end-to-end tests yet (package {E2E_PACKAGE}/)"
         )));
     }
+    // e2e/tests/runner.rs starts the real runner binary; the native stage built it already,
+    // so this is a no-op unless that stage was skipped.
+    crate::cmd::run(
+        Command::new("cargo")
+            .current_dir(workspace)
+            .args(["build", "-p", "runner"]),
+    )?;
+    let runner_bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("debug/runner");
     cargo_test(
         Command::new("cargo")
             .args(["test", "--no-fail-fast", "-p", E2E_PACKAGE])
             .env("AW_SITE_DIR", site::dist(workspace))
+            .env("AW_RUNNER_BIN", runner_bin)
             .env("CHROMEDRIVER", "/usr/bin/chromedriver")
             .env("CHROMIUM", "/usr/bin/chromium"),
         counts,

@@ -15,7 +15,7 @@ use engine::model::gpt::{self, Gpt};
 use engine::sample::{Generator, SamplingConfig};
 use engine::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
 use engine::train::{TrainConfig, Trainer};
-use frontend::worker::protocol::{Piece, TokenizerChoice, TrainSpec};
+use frontend::worker::protocol::{Candidate, Piece, TokenizerChoice, TrainSpec};
 use frontend::worker::{Event, Request};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -196,6 +196,16 @@ fn handle(request: Request) {
         Request::Tokenize { text, with } => {
             if let Err(e) = tokenize(&text, with) {
                 error("tokenize", e);
+            }
+        }
+        Request::DecodeStep {
+            url,
+            prompt,
+            steps,
+            sampling,
+        } => {
+            if let Err(e) = decode_step(&url, &prompt, steps, sampling) {
+                error("decode", e);
             }
         }
     }
@@ -566,4 +576,86 @@ fn piece_text(tokenizer: &Tokenizer, id: u32) -> String {
         },
         Tokenizer::Char(_) => tokenizer.decode(&[id]).unwrap_or_default(),
     }
+}
+
+/// Most steps the decoding playground replays (each request reruns them from the prompt).
+const MAX_DECODE_STEPS: usize = 2000;
+/// Bars in the playground's chart.
+const DECODE_CANDIDATES: usize = 24;
+
+/// The decoding playground's step: replays `steps` tokens with the seeded `Generator` (so
+/// stepping one at a time and jumping ahead give the same text), then draws one more and
+/// reports the distribution it came from.
+fn decode_step(
+    url: &str,
+    prompt: &str,
+    steps: usize,
+    sampling: SamplingConfig,
+) -> Result<(), String> {
+    if steps > MAX_DECODE_STEPS {
+        return Err(format!(
+            "{steps} steps is more than the playground replays ({MAX_DECODE_STEPS}); reset it"
+        ));
+    }
+    let (model, tokenizer) = STATE
+        .with(|s| {
+            s.borrow()
+                .shipped_model
+                .as_ref()
+                .filter(|(u, _, _)| u == url)
+                .map(|(_, m, t)| (m.clone(), t.clone()))
+        })
+        .ok_or_else(|| format!("the model {url} is not loaded yet"))?;
+    let prompt = if prompt.is_empty() { "\n" } else { prompt };
+    let ids = tokenizer
+        .encode(prompt)
+        .map_err(|e| format!("{e}; the model knows only the characters of its training text"))?;
+    let mut generator =
+        Generator::new(&model, &ids, sampling.clone(), true).map_err(|e| e.to_string())?;
+    for _ in 0..steps {
+        generator.next_token().map_err(|e| e.to_string())?;
+    }
+    let text = tokenizer
+        .decode(generator.tokens())
+        .map_err(|e| e.to_string())?;
+    let next = generator.next_token().map_err(|e| e.to_string())?;
+    // The whole distribution before the cuts; greedy shows the plain softmax (T = 1).
+    let shown = SamplingConfig {
+        temperature: if sampling.temperature == 0.0 {
+            1.0
+        } else {
+            sampling.temperature
+        },
+        top_k: None,
+        top_p: None,
+        ..sampling.clone()
+    };
+    let probs = engine::sample::distribution(generator.last_logits(), &shown);
+    let kept = generator.last_distribution();
+    let candidate = |id: usize| Candidate {
+        id: id as u32,
+        text: tokenizer.decode(&[id as u32]).unwrap_or_default(),
+        prob: probs[id],
+        kept: kept[id],
+    };
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let vocab = probs.len();
+    let top_k_cut = sampling.top_k.filter(|&k| k < vocab);
+    let top_p_cut = sampling
+        .top_p
+        .map(|_| kept.iter().filter(|&&p| p > 0.0).count());
+    post(&Event::Decoded {
+        steps,
+        text,
+        candidates: order
+            .iter()
+            .take(DECODE_CANDIDATES)
+            .map(|&i| candidate(i))
+            .collect(),
+        top_k_cut,
+        top_p_cut,
+        next: candidate(next as usize),
+    });
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod bigram_counts;
 mod bpe_steps;
 mod sample_shipped;
+mod sampling_playground;
 mod tokenizer_playground;
 mod train_gpt;
 
@@ -31,6 +32,10 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
         }
         .into_any(),
         "runner" => view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any(),
+        "sampling-playground" => view! {
+            <sampling_playground::SamplingPlayground config=self::config(config) />
+        }
+        .into_any(),
         other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),
     };
     view! { <div class="widget" data-widget=name>{body}</div> }

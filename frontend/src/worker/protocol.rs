@@ -72,6 +72,15 @@ pub enum Request {
         text: String,
         with: TokenizerChoice,
     },
+    /// Decoding playground: runs the loaded model at `url` for `steps` tokens after `prompt`
+    /// with `sampling` (seeded, so the same request gives the same text), then reports the
+    /// distribution of the next token and the token the seed draws from it.
+    DecodeStep {
+        url: String,
+        prompt: String,
+        steps: usize,
+        sampling: engine::sample::SamplingConfig,
+    },
 }
 
 /// One token of a tokenized text, for colouring.
@@ -80,6 +89,17 @@ pub struct Piece {
     pub id: u32,
     /// The token's text (bytes that are not valid UTF-8 on their own shown as `\xNN`).
     pub text: String,
+}
+
+/// One possible next token of the decoding playground.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: u32,
+    pub text: String,
+    /// softmax(z / T) after the repetition penalty, before the cuts (T = 1 when greedy).
+    pub prob: f32,
+    /// The probability it is drawn with, after top-k, top-p and renormalising (0 if cut).
+    pub kept: f32,
 }
 
 /// Worker to page.
@@ -155,6 +175,19 @@ pub enum Event {
     Tokens {
         with: TokenizerChoice,
         pieces: Vec<Piece>,
+    },
+    /// Answer to `DecodeStep`: `text` is the prompt and `steps` generated tokens; the
+    /// candidates are the most likely next tokens, most likely first.
+    Decoded {
+        steps: usize,
+        text: String,
+        candidates: Vec<Candidate>,
+        /// Tokens kept by top-k (`None` when off or keeping everything).
+        top_k_cut: Option<usize>,
+        /// Tokens kept after the top-p cut (`None` when off).
+        top_p_cut: Option<usize>,
+        /// The token the seed draws next.
+        next: Candidate,
     },
     Error {
         what: String,

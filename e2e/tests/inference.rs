@@ -1,0 +1,120 @@
+//! End-to-end tests of the inference lessons (E1 decoding, E2 KV cache, E3 quantization) in
+//! headless Chromium; screenshots land in target/e2e/.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use e2e::{Session, wait_for};
+
+const E1: &str = "/lesson/decoding";
+
+const TOP_P: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i] / total\n    return out\n";
+const TOP_P_NO_RENORM: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i]\n    return out\n";
+
+/// The text of an element, or `None` while it is absent.
+fn text(s: &Session, css: &str) -> Option<String> {
+    let e = s.browser.find(css)?;
+    s.browser.text(&e).ok()
+}
+
+/// Clicks a button and waits for the playground to report `steps` generated tokens in its
+/// text (the worker answers each request with the whole text).
+fn step_to(s: &Session, button: &str, steps: usize) -> Result<String> {
+    let b = s.browser.wait(&format!("[data-testid='{button}']"), 5)?;
+    s.browser.click(&b)?;
+    s.browser.wait_text(
+        "[data-testid='playground-steps']",
+        &format!("{steps} tokens"),
+        10,
+    )?;
+    // Wait until the text holds the prompt plus `steps` characters (char-level model).
+    let prompt_len = "In the beginning God created the heaven and the ".chars().count();
+    wait_for(Duration::from_secs(30), "the decoded text", || {
+        let t = text(s, "[data-testid='playground-text']")?;
+        let next = text(s, "[data-testid='playground-next']").unwrap_or_default();
+        let body = t.strip_suffix(&next).unwrap_or(&t);
+        (body.chars().count() == prompt_len + steps).then(|| t.clone())
+    })
+}
+
+#[test]
+fn e1_playground_shows_the_distribution_and_replays_a_seed() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(E1)?;
+    let state = wait_for(Duration::from_secs(120), "the model", || {
+        text(&s, "[data-testid='playground-state']").filter(|t| !t.contains("Loading"))
+    })?;
+    assert!(state.contains("is loaded"), "{state}");
+    wait_for(Duration::from_secs(30), "the bars", || {
+        (s.browser.find_all("[data-testid='distribution-chart'] rect").len() == 24).then_some(())
+    })?;
+    // Cuts off: every drawn bar is kept.
+    assert!(s.browser.find_all("[data-testid='bar-cut']").is_empty());
+    let one = step_to(&s, "playground-step", 1)?;
+    let two = step_to(&s, "playground-step", 2)?;
+    let three = step_to(&s, "playground-step", 3)?;
+    assert!(two.starts_with(one.trim_end()) || two.len() > one.len());
+    let reset = s.browser.wait("[data-testid='playground-reset']", 5)?;
+    s.browser.click(&reset)?;
+    s.browser
+        .wait_text("[data-testid='playground-steps']", "0 tokens", 10)?;
+    step_to(&s, "playground-step", 1)?;
+    step_to(&s, "playground-step", 2)?;
+    let again = step_to(&s, "playground-step", 3)?;
+    assert_eq!(three, again, "the same seed gives the same text");
+    // Top-k 3 keeps three bars; a top-p cut keeps at most as many.
+    let k = s.browser.wait("[data-testid='playground-top-k']", 5)?;
+    s.browser.set_value(&k, "3")?;
+    wait_for(Duration::from_secs(20), "three kept bars", || {
+        (s.browser.find_all("[data-testid='bar-kept']").len() == 3).then_some(())
+    })?;
+    let p = s.browser.wait("[data-testid='playground-top-p']", 5)?;
+    s.browser.set_value(&p, "0.3")?;
+    wait_for(Duration::from_secs(20), "the nucleus", || {
+        let n = s.browser.find_all("[data-testid='bar-kept']").len();
+        (n >= 1 && n <= 2).then_some(())
+    })?;
+    assert!(!s.browser.find_all(".cut.top-p").is_empty(), "the top-p cut is drawn");
+    // Greedy keeps exactly one token.
+    s.browser.set_value(&k, "0")?;
+    s.browser.set_value(&p, "1")?;
+    let t = s.browser.wait("[data-testid='playground-temperature']", 5)?;
+    s.browser.set_value(&t, "0")?;
+    wait_for(Duration::from_secs(20), "the greedy argmax", || {
+        (s.browser.find_all("[data-testid='bar-kept']").len() == 1).then_some(())
+    })?;
+    s.browser.set_value(&t, "0.8")?;
+    s.browser.set_value(&p, "0.9")?;
+    let ahead = s.browser.wait("[data-testid='playground-ahead']", 5)?;
+    s.browser.click(&ahead)?;
+    s.browser
+        .wait_text("[data-testid='playground-steps']", "43 tokens", 10)?;
+    let summary = s
+        .browser
+        .wait_text("[data-testid='playground-summary']", "Next token", 30)?;
+    println!("e1 playground: {summary}");
+    let widget = s.browser.wait("[data-testid='sampling-playground']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    s.screenshot("e1-playground")?;
+    Ok(())
+}
+
+#[test]
+fn e1_top_p_exercise_grades_right_and_wrong_answers() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(E1)?;
+    let t = s.run_code("top-p", TOP_P)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("top-p", TOP_P_NO_RENORM)?;
+    assert!(t.contains("✗") && t.contains("renormalised"), "{t}");
+    s.screenshot("e1-top-p-feedback")?;
+    Ok(())
+}
