@@ -60,6 +60,7 @@ const WIDGETS: &[(&str, &[&str])] = &[
         "tokenizer-playground",
         &["text", "corpus", "vocab_size", "shipped"],
     ),
+    ("attention-heatmap", &["model", "text", "layout"]),
 ];
 
 #[derive(Deserialize)]

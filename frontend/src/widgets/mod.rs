@@ -1,6 +1,7 @@
 //! Live widgets, one file each. A lesson names a widget in a ```` ```widget NAME ```` block;
 //! `build.rs` checks the name and keys, and [`Widget`] mounts it with its TOML as JSON.
 
+mod attention_heatmap;
 mod bigram_counts;
 mod bpe_steps;
 mod sample_shipped;
@@ -34,6 +35,10 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
         "runner" => view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any(),
         "sampling-playground" => view! {
             <sampling_playground::SamplingPlayground config=self::config(config) />
+        }
+        .into_any(),
+        "attention-heatmap" => view! {
+            <attention_heatmap::AttentionHeatmap config=self::config(config) />
         }
         .into_any(),
         other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),

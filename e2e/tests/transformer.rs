@@ -1,0 +1,129 @@
+//! End-to-end tests of the transformer lessons (C1–C4) in headless Chromium: each widget runs
+//! on the real shipped model, and each exercise gets a right and a wrong answer.
+//! Screenshots land in target/e2e/.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use e2e::{Session, wait_for};
+use serde_json::Value;
+
+const C1: &str = "/lesson/attention";
+
+const MASKED_ATTENTION: &str = "import math\n\ndef masked_attention(q, k, v, mask):\n    d = len(q[0])\n    out = []\n    for i in range(len(q)):\n        js = [j for j in range(len(k)) if mask[i][j]]\n        s = [sum(a * b for a, b in zip(q[i], k[j])) / math.sqrt(d) for j in js]\n        m = max(s)\n        e = [math.exp(x - m) for x in s]\n        z = sum(e)\n        out.append([sum(e[n] / z * v[j][c] for n, j in enumerate(js)) for c in range(len(v[0]))])\n    return out\n";
+/// The D1 habit: a causal mask built in, the given mask ignored.
+const MASKED_ATTENTION_CAUSAL: &str = "import math\n\ndef masked_attention(q, k, v, mask):\n    d = len(q[0])\n    out = []\n    for i in range(len(q)):\n        js = [j for j in range(len(k)) if j <= i]\n        s = [sum(a * b for a, b in zip(q[i], k[j])) / math.sqrt(d) for j in js]\n        m = max(s)\n        e = [math.exp(x - m) for x in s]\n        z = sum(e)\n        out.append([sum(e[n] / z * v[j][c] for n, j in enumerate(js)) for c in range(len(v[0]))])\n    return out\n";
+
+/// The heat map's cells as `(query, key, weight)`, read from the page.
+fn cells(s: &Session) -> Result<Vec<(usize, usize, f64)>> {
+    let v = s.browser.execute(
+        "return [...document.querySelectorAll(\"[data-testid='attn-grid'] rect.attn-cell\")]\
+         .map(r => [+r.dataset.q, +r.dataset.k, +r.dataset.w]);",
+        vec![],
+    )?;
+    let rows = v.as_array().cloned().unwrap_or_default();
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r.get(i).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            (n(0) as usize, n(1) as usize, n(2))
+        })
+        .collect())
+}
+
+fn select(s: &Session, testid: &str, value: &str) -> Result<()> {
+    s.browser.execute(
+        "const el = document.querySelector(arguments[0]); el.value = arguments[1]; \
+         el.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![
+            Value::from(format!("[data-testid='{testid}']")),
+            Value::from(value),
+        ],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn c1_heatmap_shows_the_shipped_model_per_layer_and_head() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C1)?;
+    s.browser
+        .wait("[data-testid='attn-grid'] rect.attn-cell", 120)?;
+    let text = "And God said, Let there be light: and there was light.";
+    let t = text.chars().count();
+    let head1 = cells(&s)?;
+    assert_eq!(head1.len(), t * t, "one cell per (query, key)");
+    // Every row is a distribution over the keys it may see; the future gets exactly 0.
+    for i in 0..t {
+        let row: Vec<f64> = head1.iter().filter(|c| c.0 == i).map(|c| c.2).collect();
+        let sum: f64 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 0.01, "row {i} sums to {sum}");
+        assert!(row[i + 1..].iter().all(|&w| w == 0.0), "row {i} sees ahead");
+    }
+    assert_eq!(head1[0].2, 1.0, "the first query sees only itself");
+    // A trained head is far from the uniform average 1/(i+1) somewhere.
+    let peaked = head1
+        .iter()
+        .filter(|c| c.0 >= 8 && c.1 <= c.0)
+        .any(|c| c.2 > 0.5);
+    assert!(peaked, "no weight above 0.5: the maps look untrained");
+
+    // Hover reads the weight and the token pair.
+    s.browser.execute(
+        "document.querySelector(\"[data-testid='attn-grid'] rect[data-q='12'][data-k='11']\")\
+         .dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));",
+        vec![],
+    )?;
+    let w = head1.iter().find(|c| (c.0, c.1) == (12, 11)).unwrap().2;
+    let readout = s.browser.wait_text(
+        "[data-testid='attn-readout']",
+        "query 12 ','",
+        10,
+    )?;
+    assert!(readout.contains("key 11 'd'"), "{readout}");
+    assert!(readout.contains(&format!("{w:.3}")), "{readout} vs {w}");
+
+    // Another head and another layer draw other maps.
+    select(&s, "attn-head", "2")?;
+    let head3 = wait_for(Duration::from_secs(10), "head 3's map", || {
+        let c = cells(&s).ok()?;
+        (c != head1).then_some(c)
+    })?;
+    assert_eq!(head3.len(), t * t);
+    select(&s, "attn-layer", "1")?;
+    wait_for(Duration::from_secs(10), "layer 2's map", || {
+        let c = cells(&s).ok()?;
+        (c != head3).then_some(())
+    })?;
+    let widget = s.browser.wait("[data-testid='attention-heatmap']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    s.screenshot("c1-heatmap")?;
+
+    // A character the model never saw is refused with a reason, not a blank map.
+    let input = s.browser.wait("[data-testid='attn-text']", 5)?;
+    s.browser.set_value(&input, "In 1611")?;
+    let show = s.browser.wait("[data-testid='attn-show']", 5)?;
+    s.browser.click(&show)?;
+    s.browser
+        .wait_text("[data-testid='attn-error']", "training text", 30)?;
+    Ok(())
+}
+
+#[test]
+fn c1_exercise_grades_right_and_wrong_masks() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C1)?;
+    let t = s.run_code("masked-attention", MASKED_ATTENTION)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("masked-attention", MASKED_ATTENTION_CAUSAL)?;
+    assert!(t.contains("✗") && t.contains("causal mask"), "{t}");
+    s.screenshot("c1-exercise-feedback")?;
+    Ok(())
+}
