@@ -157,6 +157,143 @@ pub fn sample(config: &BenchConfig, model: &Gpt, use_kv_cache: bool) -> Result<F
     ))
 }
 
+/// A GPT with seeded random weights (uniform in ±0.1): timing does not depend on what the
+/// weights are, and a model with a long context need not be trained to be measured.
+pub fn random_model(config: &gpt::Config, seed: u64, device: &Device) -> Result<Gpt> {
+    config.validate()?;
+    let text = random_corpus(config.vocab_size, 0, seed);
+    let tokenizer = Tokenizer::from(CharTokenizer::from_text(&text)?);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut shapes: Vec<_> = crate::checkpoint::expected_shapes(config)?
+        .into_iter()
+        .collect();
+    shapes.sort(); // the same values for the same seed, whatever the map's order
+    let tensors = shapes
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-0.1..0.1)).collect();
+            Ok((name, candle_core::Tensor::from_vec(values, shape, device)?))
+        })
+        .collect::<Result<_>>()?;
+    crate::checkpoint::Checkpoint::new(config.clone(), tokenizer, 0, tensors).to_model(device)
+}
+
+/// One generated token of [`kv_profile`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KvPoint {
+    /// Tokens in the context when this one was produced (prompt included).
+    pub position: usize,
+    pub ms: f64,
+    /// Bytes held by the KV cache after the step (0 without a cache).
+    pub cache_bytes: usize,
+}
+
+/// Times each of `n_tokens` greedy tokens generated from a one-token prompt, with the KV
+/// cache or recomputing the whole prefix each time. `n_tokens` must fit the model's context.
+pub fn kv_profile(model: &Gpt, n_tokens: usize, use_kv_cache: bool) -> Result<Vec<KvPoint>> {
+    if n_tokens + 1 > model.config().block_size {
+        return Err(crate::Error::config(
+            "n_tokens",
+            format!(
+                "{n_tokens} tokens do not fit a context of {}; use a model with a longer block_size",
+                model.config().block_size
+            ),
+        ));
+    }
+    let mut g = crate::sample::Generator::new(model, &[0], SamplingConfig::greedy(), use_kv_cache)?;
+    (0..n_tokens)
+        .map(|_| {
+            let start = Instant::now();
+            g.next_token()?;
+            Ok(KvPoint {
+                position: g.tokens().len() - 1,
+                ms: start.elapsed().as_secs_f64() * 1e3,
+                cache_bytes: g.cache_bytes(),
+            })
+        })
+        .collect()
+}
+
+/// Settings of the KV-cache and int8 cases (`bench/config.json`'s optional `inference`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InferenceSection {
+    /// Generation lengths measured with and without the cache.
+    pub kv_positions: Vec<usize>,
+    /// `(m, k, n)` of the matmul `x (m, k) · Wᵀ`, `W (n, k)`.
+    pub matmul: (usize, usize, usize),
+    pub matmul_runs: usize,
+}
+
+impl Default for InferenceSection {
+    fn default() -> Self {
+        Self {
+            kv_positions: vec![64, 256, 1024],
+            matmul: (64, 512, 512),
+            matmul_runs: 10,
+        }
+    }
+}
+
+/// New tokens/s generating `n` tokens with and without the cache, for each `n` of
+/// `positions`, on `model`'s shape with seeded random weights and a context of the largest `n`
+/// (`kv_cache_{n}` and `no_kv_cache_{n}`). Timing does not need trained weights.
+pub fn kv_cache(model: &gpt::Config, positions: &[usize], device: &Device) -> Result<Vec<Figure>> {
+    let longest = positions.iter().copied().max().unwrap_or(1);
+    let cfg = gpt::Config {
+        block_size: longest + 1,
+        ..model.clone()
+    };
+    let m = random_model(&cfg, 1337, device)?;
+    let mut figures = Vec::new();
+    for &n in positions {
+        for use_cache in [true, false] {
+            let points = kv_profile(&m, n, use_cache)?;
+            let secs: f64 = points.iter().map(|p| p.ms).sum::<f64>() / 1e3;
+            let name = if use_cache { "kv_cache" } else { "no_kv_cache" };
+            figures.push(Figure::new(
+                &format!("{name}_{n}"),
+                n as f64 / secs.max(1e-9),
+                "tokens/s (random weights)",
+            ));
+        }
+    }
+    Ok(figures)
+}
+
+/// GFLOP/s of `y = x Wᵀ` in f32 (candle's matmul) and with int8 weights and activations
+/// (`quant::matmul_i8`, a plain loop with i32 accumulators), same shapes, seeded data.
+pub fn int8_matmul(section: &InferenceSection, device: &Device) -> Result<Vec<Figure>> {
+    use crate::quant::{QTensor, Scheme, matmul_i8};
+    let (m, k, n) = section.matmul;
+    let runs = section.matmul_runs.max(1);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let w: Vec<f32> = (0..n * k).map(|_| rng.random_range(-0.1..0.1)).collect();
+    let xt = candle_core::Tensor::from_vec(x.clone(), (m, k), device)?;
+    let wt = candle_core::Tensor::from_vec(w, (n, k), device)?;
+    let wt_t = wt.t()?.contiguous()?;
+    let flops = (2 * m * k * n * runs) as f64;
+    xt.matmul(&wt_t)?; // warm-up
+    let start = Instant::now();
+    for _ in 0..runs {
+        xt.matmul(&wt_t)?.to_device(&Device::Cpu)?;
+    }
+    let f32_rate = flops / start.elapsed().as_secs_f64() / 1e9;
+    let q = QTensor::quantize(&wt, Scheme::Int8Symmetric)?;
+    matmul_i8(&x, m, k, &q)?;
+    let start = Instant::now();
+    for _ in 0..runs {
+        matmul_i8(&x, m, k, &q)?;
+    }
+    let i8_rate = flops / start.elapsed().as_secs_f64() / 1e9;
+    Ok(vec![
+        Figure::new(&format!("matmul_f32_{m}x{k}x{n}"), f32_rate, "GFLOP/s"),
+        Figure::new(&format!("matmul_int8_{m}x{k}x{n}"), i8_rate, "GFLOP/s"),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +333,43 @@ mod tests {
             let f = sample(&config, &model, use_cache).unwrap();
             assert!(f.value.is_finite() && f.value > 0.0, "{f:?}");
         }
+    }
+
+    #[test]
+    fn kv_profile_and_inference_cases() {
+        let cfg = tiny().model;
+        let m = random_model(&cfg, 1, &Device::Cpu).unwrap();
+        let cached = kv_profile(&m, 5, true).unwrap();
+        // 1 layer × 2 (k, v) × 8 wide × positions × 4 bytes: the cache holds every fed token.
+        let bytes: Vec<usize> = cached.iter().map(|p| p.cache_bytes).collect();
+        assert_eq!(bytes, vec![64, 128, 192, 256, 320]);
+        assert!(
+            kv_profile(&m, 5, false)
+                .unwrap()
+                .iter()
+                .all(|p| p.cache_bytes == 0)
+        );
+        assert!(
+            kv_profile(&m, 8, true)
+                .unwrap_err()
+                .to_string()
+                .contains("block_size")
+        );
+        let figures = kv_cache(&cfg, &[4, 6], &Device::Cpu).unwrap();
+        let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["kv_cache_4", "no_kv_cache_4", "kv_cache_6", "no_kv_cache_6"]
+        );
+        let section = InferenceSection {
+            matmul: (2, 32, 4),
+            matmul_runs: 2,
+            ..InferenceSection::default()
+        };
+        let mm = int8_matmul(&section, &Device::Cpu).unwrap();
+        assert!(
+            mm.iter().all(|f| f.value.is_finite() && f.value > 0.0),
+            "{mm:?}"
+        );
     }
 }
