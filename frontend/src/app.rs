@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_location, use_navigate};
 use leptos_router::path;
 
 use crate::content;
-use crate::pages::{CourseMap, LessonPage, NotFound, ProgressPage, RunnerPage};
+use crate::pages::{BenchPage, CourseMap, LessonPage, NotFound, ProgressPage, RunnerPage};
 use crate::storage::{self, Progress, ProgressStore};
 
 const THEME_KEY: &str = "aw.theme";
@@ -104,11 +104,13 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=CourseMap />
                     <Route path=path!("/progress") view=ProgressPage />
                     <Route path=path!("/runner") view=RunnerPage />
+                    <Route path=path!("/bench") view=BenchPage />
                     <Route path=path!("/lesson/:slug") view=LessonPage />
                 </Routes>
             </main>
             <footer class="site-footer">
-                "Attention Workshop · models train in your browser tab · nothing leaves this machine"
+                "Attention Workshop · models train in your browser tab · nothing leaves this machine · "
+                <A href="/bench">"benchmark this browser"</A>
             </footer>
         </Router>
     }

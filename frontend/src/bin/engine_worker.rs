@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use candle_core::Device;
+use engine::bench::BenchConfig;
 use engine::checkpoint::Checkpoint;
 use engine::data::Dataset;
 use engine::model::gpt::{self, Gpt};
@@ -208,7 +209,32 @@ fn handle(request: Request) {
                 error("decode", e);
             }
         }
+        Request::Bench { config } => {
+            if let Err(e) = bench(&config) {
+                error("bench", e);
+            }
+        }
     }
+}
+
+/// The engine's benchmark cases, in one go: the worker is busy until they end (about a
+/// minute), which is what a benchmark wants.
+fn bench(config: &BenchConfig) -> Result<(), String> {
+    let (train, model) = engine::bench::train(config, &Device::Cpu, |done, total| {
+        post(&Event::Progress {
+            what: "bench: training steps".into(),
+            done,
+            total,
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    post(&Event::BenchFigure { figure: train });
+    for use_cache in [true, false] {
+        let figure = engine::bench::sample(config, &model, use_cache).map_err(|e| e.to_string())?;
+        post(&Event::BenchFigure { figure });
+    }
+    post(&Event::BenchDone);
+    Ok(())
 }
 
 async fn train(run: u32, spec: TrainSpec, generation: u32) -> Result<(), String> {

@@ -104,6 +104,7 @@ pub fn BenchPage() -> impl IntoView {
                 State::Failed(e) => view! { <p class="problem">{format!("benchmark failed: {e}")}</p> }.into_any(),
                 _ => ().into_any(),
             }}
+            <Show when=move || !figures.get().is_empty()>
             <table class="figures">
                 <thead><tr><th>"case"</th><th>"value"</th><th>"unit"</th></tr></thead>
                 <tbody>
@@ -112,6 +113,7 @@ pub fn BenchPage() -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
+            </Show>
             <Show when=move || state.get() == State::Done>
                 <pre data-testid="bench-json" class="meta">
                     {move || serde_json::to_string(&figures.get()).unwrap_or_default()}

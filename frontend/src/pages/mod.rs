@@ -1,10 +1,12 @@
 //! One file per page.
 
+mod bench;
 mod course_map;
 mod lesson;
 mod progress;
 mod runner;
 
+pub use bench::BenchPage;
 pub use course_map::CourseMap;
 pub use lesson::LessonPage;
 pub use progress::ProgressPage;

@@ -1,5 +1,6 @@
 //! Messages between the page and the engine worker, as serde enums sent as JSON text.
 
+use engine::bench::{BenchConfig, Figure};
 use serde::{Deserialize, Serialize};
 
 /// The model a training widget asks for (the rest of `gpt::Config` is fixed by the widget).
@@ -80,6 +81,10 @@ pub enum Request {
         prompt: String,
         steps: usize,
         sampling: engine::sample::SamplingConfig,
+    },
+    /// Runs the cases of `engine::bench` (what `cargo xtask bench` runs natively) here.
+    Bench {
+        config: BenchConfig,
     },
 }
 
@@ -176,6 +181,11 @@ pub enum Event {
         with: TokenizerChoice,
         pieces: Vec<Piece>,
     },
+    /// One figure of a `Bench` run; `BenchDone` follows the last.
+    BenchFigure {
+        figure: Figure,
+    },
+    BenchDone,
     /// Answer to `DecodeStep`: `text` is the prompt and `steps` generated tokens; the
     /// candidates are the most likely next tokens, most likely first.
     Decoded {
