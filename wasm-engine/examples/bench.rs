@@ -53,6 +53,21 @@ fn main() -> Result<()> {
             figures.push(f);
         }
     }
+    // Inference: the KV cache at 64/256/1024 positions (seeded random weights, a context
+    // stretched to 1024) and an int8 vs f32 matmul.
+    let inference = bench::InferenceSection::default();
+    if wanted("kv_cache") {
+        for f in bench::kv_cache(&config.model, &inference.kv_positions, &device)? {
+            println!("{}: {:.1} {}", f.name, f.value, f.unit);
+            figures.push(f);
+        }
+    }
+    if wanted("int8_matmul") {
+        for f in bench::int8_matmul(&inference, &device)? {
+            println!("{}: {:.2} {}", f.name, f.value, f.unit);
+            figures.push(f);
+        }
+    }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
