@@ -11,6 +11,7 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("bpe-encode", "python"),
     ("byte-level", "choice"),
     ("top-p", "python"),
+    ("kv-step", "python"),
     ("masked-attention", "python"),
     ("job-estimate", "python"),
 ];

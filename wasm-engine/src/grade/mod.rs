@@ -14,6 +14,7 @@ mod c1;
 mod d1;
 mod d3;
 mod e1;
+mod e2;
 #[cfg(test)]
 mod tests;
 
@@ -124,6 +125,7 @@ static GRADERS: &[&dyn Grader] = &[
     &b2::BpeEncode,
     &b2::ByteLevel,
     &e1::TopP,
+    &e2::KvStep,
     &c1::MaskedAttention,
     &d3::JobEstimate,
 ];
