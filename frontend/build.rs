@@ -61,6 +61,7 @@ const WIDGETS: &[(&str, &[&str])] = &[
         &["text", "corpus", "vocab_size", "shipped"],
     ),
     ("attention-heatmap", &["model", "text", "layout"]),
+    ("position-explorer", &["positions", "dim"]),
 ];
 
 #[derive(Deserialize)]

@@ -9,6 +9,11 @@ use e2e::{Session, wait_for};
 use serde_json::Value;
 
 const C1: &str = "/lesson/attention";
+const C2: &str = "/lesson/positions";
+
+const ROPE: &str = "import math\n\ndef rope(x, pos):\n    d = len(x)\n    out = list(x)\n    for i in range(d // 2):\n        a = pos * 10000 ** (-2 * i / d)\n        c, s = math.cos(a), math.sin(a)\n        out[2 * i] = x[2 * i] * c - x[2 * i + 1] * s\n        out[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c\n    return out\n";
+/// GPT-NeoX's layout: pairs (i, i + d/2) instead of neighbours.
+const ROPE_HALF: &str = "import math\n\ndef rope(x, pos):\n    d = len(x)\n    h = d // 2\n    out = list(x)\n    for i in range(h):\n        a = pos * 10000 ** (-2 * i / d)\n        c, s = math.cos(a), math.sin(a)\n        out[i] = x[i] * c - x[i + h] * s\n        out[i + h] = x[i] * s + x[i + h] * c\n    return out\n";
 
 const MASKED_ATTENTION: &str = "import math\n\ndef masked_attention(q, k, v, mask):\n    d = len(q[0])\n    out = []\n    for i in range(len(q)):\n        js = [j for j in range(len(k)) if mask[i][j]]\n        s = [sum(a * b for a, b in zip(q[i], k[j])) / math.sqrt(d) for j in js]\n        m = max(s)\n        e = [math.exp(x - m) for x in s]\n        z = sum(e)\n        out.append([sum(e[n] / z * v[j][c] for n, j in enumerate(js)) for c in range(len(v[0]))])\n    return out\n";
 /// The D1 habit: a causal mask built in, the given mask ignored.
@@ -77,11 +82,9 @@ fn c1_heatmap_shows_the_shipped_model_per_layer_and_head() -> Result<()> {
         vec![],
     )?;
     let w = head1.iter().find(|c| (c.0, c.1) == (12, 11)).unwrap().2;
-    let readout = s.browser.wait_text(
-        "[data-testid='attn-readout']",
-        "query 12 ','",
-        10,
-    )?;
+    let readout = s
+        .browser
+        .wait_text("[data-testid='attn-readout']", "query 12 ','", 10)?;
     assert!(readout.contains("key 11 'd'"), "{readout}");
     assert!(readout.contains(&format!("{w:.3}")), "{readout} vs {w}");
 
@@ -125,5 +128,79 @@ fn c1_exercise_grades_right_and_wrong_masks() -> Result<()> {
     let t = s.run_code("masked-attention", MASKED_ATTENTION_CAUSAL)?;
     assert!(t.contains("✗") && t.contains("causal mask"), "{t}");
     s.screenshot("c1-exercise-feedback")?;
+    Ok(())
+}
+
+#[test]
+fn c2_heads_side_by_side_and_the_position_explorer() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C2)?;
+    s.browser
+        .wait("[data-testid='attn-heads'] figure.attn-head", 120)?;
+    let heads = s
+        .browser
+        .find_all("[data-testid='attn-heads'] figure.attn-head");
+    assert_eq!(heads.len(), 4, "the shipped model has 4 heads per layer");
+    let widget = s.browser.wait("[data-testid='attn-heads']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    s.screenshot("c2-heads")?;
+
+    // Sinusoidal similarity: the diagonal is d/2 (cos 0 summed over the pairs) and the
+    // value depends only on m - n.
+    let sim = |s: &Session| -> Result<Vec<f64>> {
+        let v = s.browser.execute(
+            "return [...document.querySelectorAll(\"[data-testid='pos-similarity'] rect\")].map(r => +r.dataset.v);",
+            vec![],
+        )?;
+        Ok(v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect())
+    };
+    let n = 48;
+    let sinus = sim(&s)?;
+    assert_eq!(sinus.len(), n * n);
+    assert!(
+        (sinus[0] - 16.0).abs() < 1e-3,
+        "PE(0)·PE(0) = d/2 = 16, got {}",
+        sinus[0]
+    );
+    assert!(
+        (sinus[3 * n + 1] - sinus[20 * n + 18]).abs() < 1e-3,
+        "depends on m - n"
+    );
+    let rope = s.browser.wait("[data-testid='pos-rope']", 5)?;
+    s.browser.click(&rope)?;
+    let rotated = wait_for(Duration::from_secs(10), "the rope panel", || {
+        let v = sim(&s).ok()?;
+        (v != sinus && v.len() == n * n).then_some(v)
+    })?;
+    assert!((rotated[5 * n + 2] - rotated[30 * n + 27]).abs() < 1e-3);
+    let explorer = s.browser.wait("[data-testid='position-explorer']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&explorer)],
+    )?;
+    s.screenshot("c2-position-explorer")?;
+    Ok(())
+}
+
+#[test]
+fn c2_exercise_grades_right_and_wrong_rope() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C2)?;
+    let t = s.run_code("rope", ROPE)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("rope", ROPE_HALF)?;
+    assert!(t.contains("✗") && t.contains("NeoX"), "{t}");
     Ok(())
 }

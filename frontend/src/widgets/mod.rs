@@ -3,6 +3,7 @@
 
 mod attention_heatmap;
 mod bigram_counts;
+mod position_explorer;
 mod bpe_steps;
 mod sample_shipped;
 mod sampling_playground;
@@ -39,6 +40,10 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
         .into_any(),
         "attention-heatmap" => view! {
             <attention_heatmap::AttentionHeatmap config=self::config(config) />
+        }
+        .into_any(),
+        "position-explorer" => view! {
+            <position_explorer::PositionExplorer config=self::config(config) />
         }
         .into_any(),
         other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),

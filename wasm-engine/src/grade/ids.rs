@@ -13,5 +13,6 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("top-p", "python"),
     ("kv-step", "python"),
     ("masked-attention", "python"),
+    ("rope", "python"),
     ("job-estimate", "python"),
 ];

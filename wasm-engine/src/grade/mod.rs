@@ -11,6 +11,7 @@
 
 mod b2;
 mod c1;
+mod c2;
 mod d1;
 mod d3;
 mod e1;
@@ -127,6 +128,7 @@ static GRADERS: &[&dyn Grader] = &[
     &e1::TopP,
     &e2::KvStep,
     &c1::MaskedAttention,
+    &c2::Rope,
     &d3::JobEstimate,
 ];
 
