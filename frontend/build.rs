@@ -38,6 +38,7 @@ const WIDGETS: &[(&str, &[&str])] = &[
         &["model", "prompt", "max_new_tokens", "temperature"],
     ),
     ("bigram-counts", &["text"]),
+    ("kv-cache-bench", &["n_tokens"]),
     (
         "sampling-playground",
         &["model", "prompt", "temperature", "seed"],

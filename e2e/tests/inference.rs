@@ -7,9 +7,13 @@ use anyhow::Result;
 use e2e::{Session, wait_for};
 
 const E1: &str = "/lesson/decoding";
+const E2: &str = "/lesson/kv-cache";
 
 const TOP_P: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i] / total\n    return out\n";
 const TOP_P_NO_RENORM: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i]\n    return out\n";
+
+const KV_STEP: &str = "import math\n\ndef kv_step(K, V, q, k, v):\n    K = K + [k]\n    V = V + [v]\n    d = len(q)\n    s = [sum(a * b for a, b in zip(q, kj)) / math.sqrt(d) for kj in K]\n    m = max(s)\n    e = [math.exp(x - m) for x in s]\n    z = sum(e)\n    out = [sum(e[j] / z * V[j][c] for j in range(len(V))) for c in range(len(v))]\n    return [out, K, V]\n";
+const KV_STEP_BEFORE_APPEND: &str = "import math\n\ndef kv_step(K, V, q, k, v):\n    d = len(q)\n    keys, vals = (K, V) if K else ([k], [v])\n    s = [sum(a * b for a, b in zip(q, kj)) / math.sqrt(d) for kj in keys]\n    m = max(s)\n    e = [math.exp(x - m) for x in s]\n    z = sum(e)\n    out = [sum(e[j] / z * vals[j][c] for j in range(len(vals))) for c in range(len(v))]\n    return [out, K + [k], V + [v]]\n";
 
 /// The text of an element, or `None` while it is absent.
 fn text(s: &Session, css: &str) -> Option<String> {
@@ -116,5 +120,47 @@ fn e1_top_p_exercise_grades_right_and_wrong_answers() -> Result<()> {
     let t = s.run_code("top-p", TOP_P_NO_RENORM)?;
     assert!(t.contains("✗") && t.contains("renormalised"), "{t}");
     s.screenshot("e1-top-p-feedback")?;
+    Ok(())
+}
+
+#[test]
+fn e2_kv_cache_benchmark_runs_and_the_exercise_grades() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(E2)?;
+    let tokens = s.browser.wait("[data-testid='kv-tokens']", 90)?;
+    s.browser.set_value(&tokens, "128")?;
+    s.browser.execute(
+        "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![s.browser.element_json(&tokens)],
+    )?;
+    let run = s.browser.wait("[data-testid='kv-run']", 5)?;
+    s.browser.click(&run)?;
+    let summary = s
+        .browser
+        .wait_text("[data-testid='kv-summary']", "faster", 120)?;
+    println!("e2 kv cache: {summary}");
+    assert!(summary.starts_with("128 tokens"), "{summary}");
+    // 2 layers × 2 × 64 × 128 tokens × 4 bytes.
+    assert!(summary.contains("131\u{202f}072 bytes"), "{summary}");
+    let speedup: f64 = summary
+        .split(" (")
+        .nth(1)
+        .and_then(|t| t.split('×').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0.0);
+    assert!(speedup > 1.5, "the cache is faster: {summary}");
+    let chart = s.browser.wait("[data-testid='kv-cache-bench']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&chart)],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    s.screenshot("e2-kv-bench")?;
+    let t = s.run_code("kv-step", KV_STEP)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("kv-step", KV_STEP_BEFORE_APPEND)?;
+    assert!(t.contains("✗") && t.contains("before"), "{t}");
     Ok(())
 }

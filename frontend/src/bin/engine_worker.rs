@@ -209,6 +209,11 @@ fn handle(request: Request) {
                 error("decode", e);
             }
         }
+        Request::KvBench { n_tokens } => {
+            if let Err(e) = kv_bench(n_tokens) {
+                error("kv bench", e);
+            }
+        }
         Request::Bench { config } => {
             if let Err(e) = bench(&config) {
                 error("bench", e);
@@ -682,6 +687,35 @@ fn decode_step(
         top_k_cut,
         top_p_cut,
         next: candidate(next as usize),
+    });
+    Ok(())
+}
+
+/// Longest run of the KV-cache benchmark (the uncached run grows quadratically).
+const MAX_KV_BENCH_TOKENS: usize = 1024;
+
+/// `engine::bench::kv_profile` both ways on the shipped model's shape (2 layers, 4 heads, 64
+/// wide, 63 characters) with random weights: timing does not depend on the weights, and the
+/// shipped model's context of 64 is too short to show the growth.
+fn kv_bench(n_tokens: usize) -> Result<(), String> {
+    if n_tokens == 0 || n_tokens > MAX_KV_BENCH_TOKENS {
+        return Err(format!(
+            "{n_tokens} tokens is outside 1..={MAX_KV_BENCH_TOKENS}"
+        ));
+    }
+    let cfg = gpt::Config {
+        vocab_size: 63,
+        block_size: n_tokens + 1,
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 64,
+        ..gpt::Config::default()
+    };
+    let model = engine::bench::random_model(&cfg, 1337, &Device::Cpu).map_err(|e| e.to_string())?;
+    let profile = |cached| engine::bench::kv_profile(&model, n_tokens, cached).map_err(|e| e.to_string());
+    post(&Event::KvProfile {
+        cached: profile(true)?,
+        uncached: profile(false)?,
     });
     Ok(())
 }

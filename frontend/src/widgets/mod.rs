@@ -5,6 +5,7 @@ mod attention_heatmap;
 mod bigram_counts;
 mod position_explorer;
 mod bpe_steps;
+mod kv_cache_bench;
 mod sample_shipped;
 mod sampling_playground;
 mod tokenizer_playground;
@@ -34,6 +35,9 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
         }
         .into_any(),
         "runner" => view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any(),
+        "kv-cache-bench" => {
+            view! { <kv_cache_bench::KvCacheBench config=self::config(config) /> }.into_any()
+        }
         "sampling-playground" => view! {
             <sampling_playground::SamplingPlayground config=self::config(config) />
         }

@@ -82,6 +82,11 @@ pub enum Request {
         steps: usize,
         sampling: engine::sample::SamplingConfig,
     },
+    /// KV-cache benchmark: generates `n_tokens` tokens with and without the cache on a
+    /// seeded random model of the shipped model's shape with a context of `n_tokens + 1`.
+    KvBench {
+        n_tokens: usize,
+    },
     /// Runs the cases of `engine::bench` (what `cargo xtask bench` runs natively) here.
     Bench {
         config: BenchConfig,
@@ -198,6 +203,11 @@ pub enum Event {
         top_p_cut: Option<usize>,
         /// The token the seed draws next.
         next: Candidate,
+    },
+    /// Answer to `KvBench`: time and cache size per generated token, both ways.
+    KvProfile {
+        cached: Vec<engine::bench::KvPoint>,
+        uncached: Vec<engine::bench::KvPoint>,
     },
     Error {
         what: String,
