@@ -32,7 +32,9 @@ fn step_to(s: &Session, button: &str, steps: usize) -> Result<String> {
         10,
     )?;
     // Wait until the text holds the prompt plus `steps` characters (char-level model).
-    let prompt_len = "In the beginning God created the heaven and the ".chars().count();
+    let prompt_len = "In the beginning God created the heaven and the "
+        .chars()
+        .count();
     wait_for(Duration::from_secs(30), "the decoded text", || {
         let t = text(s, "[data-testid='playground-text']")?;
         let next = text(s, "[data-testid='playground-next']").unwrap_or_default();
@@ -52,7 +54,11 @@ fn e1_playground_shows_the_distribution_and_replays_a_seed() -> Result<()> {
     })?;
     assert!(state.contains("is loaded"), "{state}");
     wait_for(Duration::from_secs(30), "the bars", || {
-        (s.browser.find_all("[data-testid='distribution-chart'] rect").len() == 24).then_some(())
+        (s.browser
+            .find_all("[data-testid='distribution-chart'] rect")
+            .len()
+            == 24)
+            .then_some(())
     })?;
     // Cuts off: every drawn bar is kept.
     assert!(s.browser.find_all("[data-testid='bar-cut']").is_empty());
@@ -80,11 +86,16 @@ fn e1_playground_shows_the_distribution_and_replays_a_seed() -> Result<()> {
         let n = s.browser.find_all("[data-testid='bar-kept']").len();
         (n >= 1 && n <= 2).then_some(())
     })?;
-    assert!(!s.browser.find_all(".cut.top-p").is_empty(), "the top-p cut is drawn");
+    assert!(
+        !s.browser.find_all(".cut.top-p").is_empty(),
+        "the top-p cut is drawn"
+    );
     // Greedy keeps exactly one token.
     s.browser.set_value(&k, "0")?;
     s.browser.set_value(&p, "1")?;
-    let t = s.browser.wait("[data-testid='playground-temperature']", 5)?;
+    let t = s
+        .browser
+        .wait("[data-testid='playground-temperature']", 5)?;
     s.browser.set_value(&t, "0")?;
     wait_for(Duration::from_secs(20), "the greedy argmax", || {
         (s.browser.find_all("[data-testid='bar-kept']").len() == 1).then_some(())

@@ -126,17 +126,16 @@ pub fn KvCacheBench(config: Config) -> impl IntoView {
     }
 }
 
+/// A chart line: legend name, CSS class, `(position, value)` points.
+type Line = (&'static str, &'static str, Vec<(f64, f64)>);
+
 fn points(ps: &[KvPoint], f: impl Fn(&KvPoint) -> f64) -> Vec<(f64, f64)> {
     ps.iter().map(|p| (p.position as f64, f(p))).collect()
 }
 
 /// A line chart of a value against the position, with the chart classes of `charts`.
 #[component]
-fn PositionChart(
-    series: Vec<(&'static str, &'static str, Vec<(f64, f64)>)>,
-    y_label: &'static str,
-    testid: &'static str,
-) -> impl IntoView {
+fn PositionChart(series: Vec<Line>, y_label: &'static str, testid: &'static str) -> impl IntoView {
     const W: f64 = 640.0;
     const H: f64 = 200.0;
     const LEFT: f64 = 48.0;
