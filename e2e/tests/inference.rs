@@ -84,7 +84,7 @@ fn e1_playground_shows_the_distribution_and_replays_a_seed() -> Result<()> {
     s.browser.set_value(&p, "0.3")?;
     wait_for(Duration::from_secs(20), "the nucleus", || {
         let n = s.browser.find_all("[data-testid='bar-kept']").len();
-        (n >= 1 && n <= 2).then_some(())
+        (1..=2).contains(&n).then_some(())
     })?;
     assert!(
         !s.browser.find_all(".cut.top-p").is_empty(),
