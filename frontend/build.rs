@@ -38,11 +38,6 @@ const WIDGETS: &[(&str, &[&str])] = &[
         &["model", "prompt", "max_new_tokens", "temperature"],
     ),
     ("bigram-counts", &["text"]),
-    ("kv-cache-bench", &["n_tokens"]),
-    (
-        "sampling-playground",
-        &["model", "prompt", "temperature", "seed"],
-    ),
     (
         "runner",
         &[
@@ -55,6 +50,11 @@ const WIDGETS: &[(&str, &[&str])] = &[
             "learning_rate",
             "corpus",
         ],
+    ),
+    ("kv-cache-bench", &["n_tokens"]),
+    (
+        "sampling-playground",
+        &["model", "prompt", "temperature", "seed"],
     ),
     ("bpe-steps", &["text", "merges"]),
     (

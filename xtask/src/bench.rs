@@ -84,7 +84,10 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
     run(&mut engine_bench(workspace, &engine_json))?;
     println!("\n==> engine on one thread (the browser's situation)");
     run(engine_bench(workspace, &engine_1_json)
-        .args(["--cases", &[TRAIN, SAMPLE_KV, SAMPLE_NO_KV].join(",")])
+        .args([
+            "--cases",
+            &[TRAIN, SAMPLE_KV, SAMPLE_NO_KV, "kv_cache", "int8_matmul"].join(","),
+        ])
         .env("RAYON_NUM_THREADS", "1"))?;
 
     println!("\n==> peer ({PEER})");
@@ -197,17 +200,25 @@ fn pick(figures: &[Figure], names: &[&str]) -> Vec<Figure> {
         .collect()
 }
 
+/// The browser's own figures: load times and wasm sizes.
+fn is_site_figure(f: &Figure) -> bool {
+    f.name.starts_with("first_load") || f.name.starts_with("wasm_gzip")
+}
+
 /// The engine's benchmark cases among the browser's figures.
 fn bench_cases(figures: &[Figure]) -> Vec<Figure> {
-    pick(figures, &[TRAIN, SAMPLE_KV, SAMPLE_NO_KV])
+    figures
+        .iter()
+        .filter(|f| !is_site_figure(f))
+        .cloned()
+        .collect()
 }
 
 /// The browser's figures that are not benchmark cases: load times and wasm sizes.
 fn site_figures(figures: &[Figure]) -> Vec<Figure> {
-    let cases = bench_cases(figures);
     figures
         .iter()
-        .filter(|f| !cases.contains(f))
+        .filter(|f| is_site_figure(f))
         .cloned()
         .collect()
 }

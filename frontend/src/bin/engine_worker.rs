@@ -238,6 +238,15 @@ fn bench(config: &BenchConfig) -> Result<(), String> {
         let figure = engine::bench::sample(config, &model, use_cache).map_err(|e| e.to_string())?;
         post(&Event::BenchFigure { figure });
     }
+    let inference = engine::bench::InferenceSection::default();
+    let kv = engine::bench::kv_cache(&config.model, &inference.kv_positions, &Device::Cpu);
+    let int8 = engine::bench::int8_matmul(&inference, &Device::Cpu);
+    for figure in kv
+        .and_then(|kv| Ok(kv.into_iter().chain(int8?)))
+        .map_err(|e| e.to_string())?
+    {
+        post(&Event::BenchFigure { figure });
+    }
     post(&Event::BenchDone);
     Ok(())
 }
@@ -712,7 +721,8 @@ fn kv_bench(n_tokens: usize) -> Result<(), String> {
         ..gpt::Config::default()
     };
     let model = engine::bench::random_model(&cfg, 1337, &Device::Cpu).map_err(|e| e.to_string())?;
-    let profile = |cached| engine::bench::kv_profile(&model, n_tokens, cached).map_err(|e| e.to_string());
+    let profile =
+        |cached| engine::bench::kv_profile(&model, n_tokens, cached).map_err(|e| e.to_string());
     post(&Event::KvProfile {
         cached: profile(true)?,
         uncached: profile(false)?,

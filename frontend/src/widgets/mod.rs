@@ -3,9 +3,9 @@
 
 mod attention_heatmap;
 mod bigram_counts;
-mod position_explorer;
 mod bpe_steps;
 mod kv_cache_bench;
+mod position_explorer;
 mod sample_shipped;
 mod sampling_playground;
 mod tokenizer_playground;
@@ -34,14 +34,6 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <tokenizer_playground::TokenizerPlayground config=self::config(config) />
         }
         .into_any(),
-        "runner" => view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any(),
-        "kv-cache-bench" => {
-            view! { <kv_cache_bench::KvCacheBench config=self::config(config) /> }.into_any()
-        }
-        "sampling-playground" => view! {
-            <sampling_playground::SamplingPlayground config=self::config(config) />
-        }
-        .into_any(),
         "attention-heatmap" => view! {
             <attention_heatmap::AttentionHeatmap config=self::config(config) />
         }
@@ -50,6 +42,16 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <position_explorer::PositionExplorer config=self::config(config) />
         }
         .into_any(),
+        "kv-cache-bench" => {
+            view! { <kv_cache_bench::KvCacheBench config=self::config(config) /> }.into_any()
+        }
+        "sampling-playground" => view! {
+            <sampling_playground::SamplingPlayground config=self::config(config) />
+        }
+        .into_any(),
+        "runner" => {
+            view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any()
+        }
         other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),
     };
     view! { <div class="widget" data-widget=name>{body}</div> }
