@@ -234,12 +234,7 @@ impl Executor {
         Ok(())
     }
 
-    fn fresh_trainer(
-        &self,
-        id: JobId,
-        spec: &JobSpec,
-        text: &str,
-    ) -> anyhow::Result<Trainer> {
+    fn fresh_trainer(&self, id: JobId, spec: &JobSpec, text: &str) -> anyhow::Result<Trainer> {
         match &spec.task {
             Task::Pretrain { model, tokenizer } => {
                 let tokenizer = build_tokenizer(tokenizer, text)?;

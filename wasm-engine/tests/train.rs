@@ -228,13 +228,9 @@ fn fine_tuning_starts_from_the_checkpoints_weights() {
         max_steps: 2,
         ..config
     };
-    let mut tuned = Trainer::from_checkpoint(
-        &checkpoint,
-        tuned_config,
-        char_dataset(text),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut tuned =
+        Trainer::from_checkpoint(&checkpoint, tuned_config, char_dataset(text), &Device::Cpu)
+            .unwrap();
     assert_eq!(tuned.step_count(), 0, "a new run, not a resumed one");
     assert_eq!(flat_weights(&tuned), flat_weights(&base));
     tuned.step().unwrap();

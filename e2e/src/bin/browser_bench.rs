@@ -66,8 +66,8 @@ fn main() -> Result<()> {
             .or_else(|| read(".bench-page .problem").map(Err))
     })?
     .map_err(anyhow::Error::msg)?;
-    let bench: Vec<Value> = serde_json::from_str(&text)
-        .context("the bench page's figures are not a JSON array")?;
+    let bench: Vec<Value> =
+        serde_json::from_str(&text).context("the bench page's figures are not a JSON array")?;
     for f in &bench {
         println!("wasm {}: {:.1} {}", f["name"], f["value"], f["unit"]);
     }
