@@ -1,11 +1,13 @@
 //! The GPT's forward pass, its gradients, its KV cache and its config checks.
 
-use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
+use candle_core::{D, DType, Device, IndexOp, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use engine::Error;
 use engine::model::gpt::{Config, Gpt};
 
 mod common;
+
+use common::{ids, seeded_model};
 
 fn tiny_config() -> Config {
     Config {
@@ -18,19 +20,6 @@ fn tiny_config() -> Config {
         bias: true,
         ..Default::default()
     }
-}
-
-/// A model whose every parameter is drawn from a seeded N(0, 0.3) (larger than the usual 0.02
-/// so that attention and GELU are far from linear and the tests see their real shape).
-fn seeded_model(cfg: &Config, dtype: DType) -> (Gpt, Vec<(String, Var)>) {
-    let varmap = VarMap::new();
-    let model = Gpt::new(cfg, VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu)).unwrap();
-    let vars = common::seed_weights(&varmap, 7, 0.5, dtype);
-    (model, vars)
-}
-
-fn ids(values: &[u32], b: usize, t: usize) -> Tensor {
-    Tensor::from_vec(values.to_vec(), (b, t), &Device::Cpu).unwrap()
 }
 
 #[test]

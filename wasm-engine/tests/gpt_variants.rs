@@ -3,13 +3,14 @@
 //! names, its gradients against finite differences, and (RoPE, ALiBi) its KV cache; the
 //! position encodings also against hand-computed values.
 
-use candle_core::{D, DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{D, DType, Device, Tensor};
 use engine::checkpoint::expected_shapes;
-use engine::model::gpt::{Config, Ffn, Gpt, Norm, NormPlacement, PositionEncoding};
+use engine::model::gpt::{Config, Ffn, Norm, NormPlacement, PositionEncoding};
 use engine::model::position;
 
 mod common;
+
+use common::{ids, seeded_model};
 
 fn tiny() -> Config {
     Config {
@@ -95,17 +96,6 @@ fn variants() -> Vec<(&'static str, Config)> {
     ]
 }
 
-fn seeded(cfg: &Config, dtype: DType) -> (Gpt, Vec<(String, Var)>) {
-    let varmap = VarMap::new();
-    let model = Gpt::new(cfg, VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu)).unwrap();
-    let vars = common::seed_weights(&varmap, 7, 0.5, dtype);
-    (model, vars)
-}
-
-fn ids(values: &[u32], b: usize, t: usize) -> Tensor {
-    Tensor::from_vec(values.to_vec(), (b, t), &Device::Cpu).unwrap()
-}
-
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
         .unwrap()
@@ -161,7 +151,7 @@ fn rope_needs_an_even_head_width() {
 #[test]
 fn parameter_count_and_checkpoint_names_follow_the_variant() {
     for (name, cfg) in variants() {
-        let (_, vars) = seeded(&cfg, DType::F32);
+        let (_, vars) = seeded_model(&cfg, DType::F32);
         let counted: usize = vars.iter().map(|(_, v)| v.elem_count()).sum();
         assert_eq!(cfg.n_params(), counted, "{name}");
         let shapes = expected_shapes(&cfg).unwrap();
@@ -194,7 +184,7 @@ fn every_variant_has_gradients_that_match_finite_differences() {
     let x = ids(&[1, 2, 3, 4, 5, 6, 0, 1, 3, 3, 2, 6], 2, 6);
     let y = ids(&[2, 3, 4, 5, 6, 0, 1, 2, 3, 2, 6, 5], 2, 6);
     for (name, cfg) in variants() {
-        let (model, vars) = seeded(&cfg, DType::F64);
+        let (model, vars) = seeded_model(&cfg, DType::F64);
         let checked = common::check_gradients(&vars, || {
             model.forward(&x, Some(&y), false).unwrap().1.unwrap()
         });
@@ -206,7 +196,7 @@ fn every_variant_has_gradients_that_match_finite_differences() {
 fn every_variant_is_causal_and_its_kv_cache_matches_a_full_forward() {
     let tokens = [3u32, 1, 4, 1, 5, 2, 6, 5];
     for (name, cfg) in variants() {
-        let (model, _) = seeded(&cfg, DType::F32);
+        let (model, _) = seeded_model(&cfg, DType::F32);
         let full = model.forward(&ids(&tokens, 1, 8), None, false).unwrap().0;
         // The future does not change the past.
         let changed = model

@@ -239,12 +239,11 @@ fn bench(config: &BenchConfig) -> Result<(), String> {
         post(&Event::BenchFigure { figure });
     }
     let inference = engine::bench::InferenceSection::default();
-    let kv = engine::bench::kv_cache(&config.model, &inference.kv_positions, &Device::Cpu);
-    let int8 = engine::bench::int8_matmul(&inference, &Device::Cpu);
-    for figure in kv
-        .and_then(|kv| Ok(kv.into_iter().chain(int8?)))
-        .map_err(|e| e.to_string())?
-    {
+    let mut figures = engine::bench::kv_cache(&config.model, &inference.kv_positions, &Device::Cpu)
+        .map_err(|e| e.to_string())?;
+    figures
+        .extend(engine::bench::int8_matmul(&inference, &Device::Cpu).map_err(|e| e.to_string())?);
+    for figure in figures {
         post(&Event::BenchFigure { figure });
     }
     post(&Event::BenchDone);

@@ -10,6 +10,28 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// A training run's curves: the loss of every step, and the train and validation losses of
+/// each evaluation `(step, train, val)`.
+pub fn training_series(steps: Vec<(f64, f64)>, evals: &[(f64, f64, f64)]) -> Vec<Series> {
+    vec![
+        Series {
+            name: "train (each step)",
+            class: "train-step",
+            points: steps,
+        },
+        Series {
+            name: "train (eval)",
+            class: "train-eval",
+            points: evals.iter().map(|e| (e.0, e.1)).collect(),
+        },
+        Series {
+            name: "validation",
+            class: "val",
+            points: evals.iter().map(|e| (e.0, e.2)).collect(),
+        },
+    ]
+}
+
 const W: f64 = 640.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 44.0;

@@ -23,9 +23,12 @@ enum State {
 #[component]
 pub fn BenchPage() -> impl IntoView {
     let config: BenchConfig = serde_json::from_str(CONFIG).expect("bench/config.json is valid");
-    let m = config.model.clone();
-    let t = config.train.clone();
-    let s = config.sample.clone();
+    let (m, t, s) = (
+        config.model.clone(),
+        config.train.clone(),
+        config.sample.clone(),
+    );
+    let config = StoredValue::new(config);
 
     let state = RwSignal::new(State::Idle);
     let figures = RwSignal::new(Vec::<Figure>::new());
@@ -55,7 +58,7 @@ pub fn BenchPage() -> impl IntoView {
         progress.set((0, 1));
         state.set(State::Running);
         client.send(&Request::Bench {
-            config: serde_json::from_str(CONFIG).expect("bench/config.json is valid"),
+            config: config.get_value(),
         });
     };
     if use_query_map().get_untracked().get("run").as_deref() == Some("1") {

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use super::api::{Conn, EventStream};
 use super::estimate::{FLOPS_PER_PARAM_TOKEN, duration, si};
-use crate::charts::{LossChart, Series};
+use crate::charts::{LossChart, training_series};
 use crate::widgets::thousands;
 use crate::worker::{EngineClient, Event, Request};
 
@@ -92,25 +92,7 @@ pub fn JobView(conn: StoredValue<Conn>, id: JobId, on_change: Callback<Job>) -> 
         });
     };
 
-    let series = Signal::derive(move || {
-        vec![
-            Series {
-                name: "train (each step)",
-                class: "train-step",
-                points: steps.get(),
-            },
-            Series {
-                name: "train (eval)",
-                class: "train-eval",
-                points: evals.get().iter().map(|e| (e.0, e.1)).collect(),
-            },
-            Series {
-                name: "validation",
-                class: "val",
-                points: evals.get().iter().map(|e| (e.0, e.2)).collect(),
-            },
-        ]
-    });
+    let series = Signal::derive(move || training_series(steps.get(), &evals.get()));
     let summary = move || {
         job.get().map(|j| {
             let model = match &j.spec.task {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use serde::Deserialize;
 
 use super::thousands;
-use crate::charts::{LossChart, Series};
+use crate::charts::{LossChart, training_series};
 use crate::worker::protocol::TrainSpec;
 use crate::worker::{EngineClient, Event, Request};
 
@@ -176,25 +176,7 @@ pub fn TrainGpt(config: Config) -> impl IntoView {
         phase.set(Phase::Done);
     };
 
-    let series = Signal::derive(move || {
-        vec![
-            Series {
-                name: "train (each step)",
-                class: "train-step",
-                points: steps.get(),
-            },
-            Series {
-                name: "train (eval)",
-                class: "train-eval",
-                points: evals.get().iter().map(|e| (e.0, e.1)).collect(),
-            },
-            Series {
-                name: "validation",
-                class: "val",
-                points: evals.get().iter().map(|e| (e.0, e.2)).collect(),
-            },
-        ]
-    });
+    let series = Signal::derive(move || training_series(steps.get(), &evals.get()));
     let last = move || steps.with(|s| s.last().copied());
     let busy = move || {
         matches!(

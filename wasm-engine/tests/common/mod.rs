@@ -1,7 +1,8 @@
 //! Test support shared by the engine's test files.
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
+use engine::model::gpt::{Config, Gpt};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -74,4 +75,20 @@ pub fn check_gradients(vars: &[(String, Var)], loss: impl Fn() -> Tensor) -> usi
         }
     }
     checked
+}
+
+/// A model whose every parameter is drawn from `seed_weights` (seed 7, scale 0.5: far from
+/// the usual 0.02, so that attention and GELU are far from linear and tests see their shape).
+#[allow(dead_code)] // each test binary compiles this module; not all of them build models
+pub fn seeded_model(cfg: &Config, dtype: DType) -> (Gpt, Vec<(String, Var)>) {
+    let varmap = VarMap::new();
+    let model = Gpt::new(cfg, VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu)).unwrap();
+    let vars = seed_weights(&varmap, 7, 0.5, dtype);
+    (model, vars)
+}
+
+/// Token ids as a `(b, t)` tensor.
+#[allow(dead_code)]
+pub fn ids(values: &[u32], b: usize, t: usize) -> Tensor {
+    Tensor::from_vec(values.to_vec(), (b, t), &Device::Cpu).unwrap()
 }
