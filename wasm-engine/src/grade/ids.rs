@@ -12,6 +12,7 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("byte-level", "choice"),
     ("top-p", "python"),
     ("kv-step", "python"),
+    ("roofline", "python"),
     ("masked-attention", "python"),
     ("rope", "python"),
     ("job-estimate", "python"),

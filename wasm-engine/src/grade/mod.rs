@@ -16,6 +16,7 @@ mod d1;
 mod d3;
 mod e1;
 mod e2;
+mod e4;
 #[cfg(test)]
 mod tests;
 
@@ -127,6 +128,7 @@ static GRADERS: &[&dyn Grader] = &[
     &b2::ByteLevel,
     &e1::TopP,
     &e2::KvStep,
+    &e4::Roofline,
     &c1::MaskedAttention,
     &c2::Rope,
     &d3::JobEstimate,
