@@ -45,6 +45,15 @@ pub struct Session {
 impl Session {
     /// `Ok(None)` when `AW_SITE_DIR` is unset (the test is skipped).
     pub fn start() -> Result<Option<Self>> {
+        Self::start_with(&[])
+    }
+
+    /// A session whose Chromium has WebGPU (SwiftShader's software adapter).
+    pub fn start_with_webgpu() -> Result<Option<Self>> {
+        Self::start_with(&["--enable-unsafe-webgpu"])
+    }
+
+    fn start_with(flags: &[&str]) -> Result<Option<Self>> {
         let Some(dir) = site_dir() else {
             eprintln!("skipped: AW_SITE_DIR is not set (run `cargo xtask test`)");
             return Ok(None);
@@ -57,7 +66,7 @@ impl Session {
             );
         }
         let server = StaticServer::start(&dir)?;
-        let browser = Browser::start().context("starting chromedriver and Chromium")?;
+        let browser = Browser::start_with(flags).context("starting chromedriver and Chromium")?;
         Ok(Some(Self {
             browser,
             server,

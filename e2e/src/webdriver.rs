@@ -93,7 +93,14 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
 }
 
 impl Browser {
+    /// Chromium with the developers' guide's flags; WebGPU is off (no adapter).
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// The same with `extra` flags, e.g. `--enable-unsafe-webgpu`, which gives headless
+    /// Chromium a SwiftShader WebGPU adapter.
+    pub fn start_with(extra: &[&str]) -> Result<Self> {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -116,19 +123,27 @@ impl Browser {
         crate::wait_for(Duration::from_secs(20), "chromedriver to listen", || {
             http(port, "GET", "/status", None).ok()
         })?;
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1500",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|flag| flag.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", browser._profile.0.display()));
         let caps = json!({
             "capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": chromium,
-                    "args": [
-                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                        "--no-first-run", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync",
-                        "--disable-dev-shm-usage", "--window-size=1280,1500",
-                        format!("--user-data-dir={}", browser._profile.0.display()),
-                    ]
-                }
+                "goog:chromeOptions": {"binary": chromium, "args": args}
             }}
         });
         let v = http(port, "POST", "/session", Some(&caps))?;
