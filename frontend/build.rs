@@ -52,6 +52,7 @@ const WIDGETS: &[(&str, &[&str])] = &[
         ],
     ),
     ("kv-cache-bench", &["n_tokens"]),
+    ("gpu-bench", &["sizes", "model", "tokens"]),
     (
         "sampling-playground",
         &["model", "prompt", "temperature", "seed"],

@@ -9,6 +9,8 @@ use leptos_router::path;
 use crate::content;
 use crate::pages::{BenchPage, CourseMap, LessonPage, NotFound, ProgressPage, RunnerPage};
 use crate::storage::{self, Progress, ProgressStore};
+use crate::worker::client;
+use crate::worker::protocol::ComputeDevice;
 
 const THEME_KEY: &str = "aw.theme";
 
@@ -79,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Course map"</A>
                     <A href="/progress">"Progress"</A>
                     <A href="/runner">"Runner"</A>
+                    <DeviceSwitch />
                     <button
                         class="icon-button"
                         data-testid="theme-toggle"
@@ -113,6 +116,44 @@ pub fn App() -> impl IntoView {
                 <A href="/bench">"benchmark this browser"</A>
             </footer>
         </Router>
+    }
+}
+
+/// Where the engine worker samples: WebGPU when the browser has it, or the CPU. Shows what
+/// the worker reports once it runs, with the reason when WebGPU is not in use.
+#[component]
+fn DeviceSwitch() -> impl IntoView {
+    let wanted = RwSignal::new(client::webgpu_wanted());
+    let status = client::device_status();
+    let label = move || match status.get() {
+        None => "(engine idle)".to_string(),
+        Some(s) => match (s.active, s.adapter) {
+            (ComputeDevice::Webgpu, Some(adapter)) => format!("WebGPU · {adapter}"),
+            (active, _) => active.label().to_string(),
+        },
+    };
+    let notice = move || status.get().and_then(|s| s.notice);
+    view! {
+        <label
+            class="device-switch"
+            title=move || notice().unwrap_or_else(|| "Where sampling runs".into())
+        >
+            <input
+                type="checkbox"
+                data-testid="device-webgpu"
+                prop:checked=move || wanted.get()
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    wanted.set(on);
+                    client::set_webgpu_wanted(on);
+                }
+            />
+            " WebGPU "
+            <span class="device-status" data-testid="device-status">
+                {label}
+                {move || notice().map(|_| " ⚠")}
+            </span>
+        </label>
     }
 }
 

@@ -16,11 +16,14 @@ use engine::model::gpt::{self, Gpt};
 use engine::sample::{Generator, SamplingConfig};
 use engine::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
 use engine::train::{TrainConfig, Trainer};
-use frontend::worker::protocol::{Candidate, Piece, TokenizerChoice, TrainSpec};
+use frontend::worker::protocol::{Candidate, ComputeDevice, Piece, TokenizerChoice, TrainSpec};
 use frontend::worker::{Event, Request};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+#[path = "engine_worker/device.rs"]
+mod device;
 
 /// Time the training loop runs before yielding to messages.
 const SLICE_MS: f64 = 100.0;
@@ -219,6 +222,18 @@ fn handle(request: Request) {
                 error("bench", e);
             }
         }
+        Request::SetDevice { webgpu } => {
+            wasm_bindgen_futures::spawn_local(device::set_device(webgpu));
+        }
+        Request::GpuBench {
+            sizes,
+            model,
+            tokens,
+        } => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = device::gpu_bench(&sizes, &model, tokens).await {
+                error("gpu bench", e);
+            }
+        }),
     }
 }
 
@@ -407,30 +422,28 @@ async fn load_model(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The checkpoint at `url` as the worker's loaded model, loading it when another (or none) is.
+async fn model_at(url: &str) -> Result<(Rc<Gpt>, Tokenizer), String> {
+    let loaded = || {
+        STATE.with(|s| {
+            s.borrow()
+                .shipped_model
+                .as_ref()
+                .filter(|(u, _, _)| u == url)
+                .map(|(_, m, t)| (m.clone(), t.clone()))
+        })
+    };
+    if let Some(loaded) = loaded() {
+        return Ok(loaded);
+    }
+    load_model(url).await?;
+    loaded().ok_or_else(|| format!("the model {url} did not load"))
+}
+
 /// Attention weights of the shipped model over `text` (clipped to its context), per layer and
 /// head. The model is loaded first when it is not the one in memory.
 async fn attention_maps(url: &str, text: &str) -> Result<(), String> {
-    let loaded = STATE.with(|s| {
-        s.borrow()
-            .shipped_model
-            .as_ref()
-            .filter(|(u, _, _)| u == url)
-            .map(|(_, m, t)| (m.clone(), t.clone()))
-    });
-    let (model, tokenizer) = match loaded {
-        Some(loaded) => loaded,
-        None => {
-            load_model(url).await?;
-            STATE
-                .with(|s| {
-                    s.borrow()
-                        .shipped_model
-                        .as_ref()
-                        .map(|(_, m, t)| (m.clone(), t.clone()))
-                })
-                .ok_or("the model did not load")?
-        }
-    };
+    let (model, tokenizer) = model_at(url).await?;
     if text.is_empty() {
         return Err("type a text to look at".into());
     }
@@ -504,6 +517,7 @@ async fn generate(
             text,
             done: made >= max_new_tokens,
             tokens_per_sec: made as f64 / elapsed.max(1e-3),
+            device: ComputeDevice::Cpu,
         });
         yield_now().await;
         if STATE.with(|s| s.borrow().generating != ticket) {

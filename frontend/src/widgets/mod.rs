@@ -4,6 +4,7 @@
 mod attention_heatmap;
 mod bigram_counts;
 mod bpe_steps;
+mod gpu_bench;
 mod kv_cache_bench;
 mod position_explorer;
 mod sample_shipped;
@@ -49,6 +50,7 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <sampling_playground::SamplingPlayground config=self::config(config) />
         }
         .into_any(),
+        "gpu-bench" => view! { <gpu_bench::GpuBench config=self::config(config) /> }.into_any(),
         "runner" => {
             view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any()
         }

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use serde::Deserialize;
 
 use super::thousands;
+use crate::worker::protocol::ComputeDevice;
 use crate::worker::{EngineClient, Event, Request};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -44,7 +45,7 @@ pub fn SampleShipped(config: Config) -> impl IntoView {
     let generating = RwSignal::new(false);
     let use_trained = RwSignal::new(false);
     let trained_available = RwSignal::new(false);
-    let speed = RwSignal::new(0.0f64);
+    let speed = RwSignal::new((0.0f64, ComputeDevice::Cpu));
     let seed = RwSignal::new(1u64);
     let url = config.model.clone();
 
@@ -80,9 +81,10 @@ pub fn SampleShipped(config: Config) -> impl IntoView {
                 text,
                 done,
                 tokens_per_sec,
+                device,
             } if *trained == use_trained.get_untracked() => {
                 output.set(text.clone());
-                speed.set(*tokens_per_sec);
+                speed.set((*tokens_per_sec, *device));
                 if *done {
                     generating.set(false);
                 }
@@ -185,10 +187,14 @@ pub fn SampleShipped(config: Config) -> impl IntoView {
                 </button>
             </form>
             <pre class="generated" data-testid="sample-output">{move || output.get()}</pre>
-            <p class="stat">
+            <p class="stat" data-testid="sample-speed">
                 {move || {
-                    let s = speed.get();
-                    if s > 0.0 { format!("{s:.0} tokens/s") } else { String::new() }
+                    let (s, device) = speed.get();
+                    if s > 0.0 {
+                        format!("{s:.0} tokens/s on {}", device.label())
+                    } else {
+                        String::new()
+                    }
                 }}
             </p>
         </div>

@@ -7,7 +7,10 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker};
 
-use super::protocol::{Event, Request};
+use leptos::prelude::*;
+
+use super::protocol::{ComputeDevice, Event, Request};
+use crate::storage;
 
 type Listener = Rc<dyn Fn(&Event)>;
 
@@ -27,6 +30,36 @@ pub struct EngineClient(Rc<Inner>);
 
 thread_local! {
     static CLIENT: RefCell<Option<EngineClient>> = const { RefCell::new(None) };
+    static DEVICE: RwSignal<Option<DeviceStatus>> = RwSignal::new(None);
+}
+
+/// Where the student wants sampling to run, remembered across visits.
+const DEVICE_KEY: &str = "aw.device";
+
+/// The worker's last `Event::Device`: where sampling runs and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceStatus {
+    pub active: ComputeDevice,
+    pub adapter: Option<String>,
+    pub notice: Option<String>,
+}
+
+/// The device status as a signal, `None` until the worker has answered (or never started).
+pub fn device_status() -> RwSignal<Option<DeviceStatus>> {
+    DEVICE.with(|d| *d)
+}
+
+/// True unless the student switched WebGPU off.
+pub fn webgpu_wanted() -> bool {
+    storage::get(DEVICE_KEY).as_deref() != Some("cpu")
+}
+
+/// Remembers the choice and tells the worker, if it runs (else it is told when it starts).
+pub fn set_webgpu_wanted(webgpu: bool) {
+    storage::set(DEVICE_KEY, if webgpu { "webgpu" } else { "cpu" });
+    if let Some(client) = CLIENT.with(|c| c.borrow().clone()) {
+        client.send(&Request::SetDevice { webgpu });
+    }
 }
 
 /// Unsubscribes when dropped.
@@ -54,6 +87,9 @@ impl EngineClient {
                 return Ok(client.clone());
             }
             let client = Self::start()?;
+            client.send(&Request::SetDevice {
+                webgpu: webgpu_wanted(),
+            });
             *c = Some(client.clone());
             Ok(client)
         })
@@ -87,6 +123,18 @@ impl EngineClient {
                     for text in queued {
                         let _ = inner.worker.post_message(&JsValue::from_str(&text));
                     }
+                }
+                if let Event::Device {
+                    active,
+                    adapter,
+                    notice,
+                } = &event
+                {
+                    device_status().set(Some(DeviceStatus {
+                        active: *active,
+                        adapter: adapter.clone(),
+                        notice: notice.clone(),
+                    }));
                 }
                 // Copy the list: a listener may subscribe or unsubscribe while it runs.
                 let listeners: Vec<Listener> = inner

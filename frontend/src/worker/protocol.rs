@@ -91,6 +91,36 @@ pub enum Request {
     Bench {
         config: BenchConfig,
     },
+    /// Where sampling runs: on WebGPU when `webgpu` and an adapter exists, else on the CPU.
+    /// Answered by `Event::Device`.
+    SetDevice {
+        webgpu: bool,
+    },
+    /// Lesson E4's benchmark: the WebGPU roofline (copy bandwidth, multiply-add rate),
+    /// matmul GFLOP/s at each square size on WebGPU and on the CPU, and greedy generation
+    /// tokens/s of the checkpoint at `model` on both.
+    GpuBench {
+        sizes: Vec<usize>,
+        model: String,
+        tokens: usize,
+    },
+}
+
+/// Where the engine worker computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeDevice {
+    Cpu,
+    Webgpu,
+}
+
+impl ComputeDevice {
+    pub fn label(self) -> &'static str {
+        match self {
+            ComputeDevice::Cpu => "CPU (wasm)",
+            ComputeDevice::Webgpu => "WebGPU",
+        }
+    }
 }
 
 /// One token of a tokenized text, for colouring.
@@ -176,6 +206,8 @@ pub enum Event {
         text: String,
         done: bool,
         tokens_per_sec: f64,
+        /// Where the tokens were computed.
+        device: ComputeDevice,
     },
     BpeReady {
         shipped: bool,
@@ -209,6 +241,33 @@ pub enum Event {
         cached: Vec<engine::bench::KvPoint>,
         uncached: Vec<engine::bench::KvPoint>,
     },
+    /// Answer to `SetDevice`, and sent again when WebGPU fails and sampling falls back.
+    Device {
+        /// Where sampling runs now.
+        active: ComputeDevice,
+        /// The WebGPU adapter's name, when one was found.
+        adapter: Option<String>,
+        /// Why WebGPU is not in use although asked for (no adapter, an error).
+        notice: Option<String>,
+    },
+    /// The measured ceilings of the WebGPU adapter, the roofline of lesson E4.
+    GpuRoof {
+        peak_gflops: f64,
+        bandwidth_gbs: f64,
+    },
+    /// One matmul of `GpuBench`: `size`² × `size`² on `device`.
+    MatmulRate {
+        device: ComputeDevice,
+        size: usize,
+        gflops: f64,
+    },
+    /// Greedy generation speed of `GpuBench`'s model on `device`, and the text it made.
+    GenerationRate {
+        device: ComputeDevice,
+        tokens_per_sec: f64,
+        text: String,
+    },
+    GpuBenchDone,
     Error {
         what: String,
         message: String,
