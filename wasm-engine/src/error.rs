@@ -16,6 +16,10 @@ pub enum Error {
     /// A checkpoint is truncated, corrupt or does not match its config.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The GPU (WebGPU in the browser, wgpu natively) is missing or failed; the caller falls
+    /// back to the CPU path.
+    #[error("gpu: {0}")]
+    Gpu(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error("json: {0}")]

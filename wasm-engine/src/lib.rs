@@ -8,6 +8,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod error;
+#[cfg(feature = "webgpu")]
+pub mod gpu;
 pub mod grade;
 pub mod model;
 pub mod protocol;

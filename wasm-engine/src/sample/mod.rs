@@ -134,8 +134,9 @@ fn argmax(xs: &[f32]) -> usize {
         .fold(0, |best, (i, x)| if *x > xs[best] { i } else { best })
 }
 
-/// Draws an index from `probs` (which sum to 1).
-fn draw(probs: &[f32], rng: &mut ChaCha8Rng) -> u32 {
+/// Draws an index from `probs` (which sum to 1). The GPU generator (`gpu::GpuGenerator`)
+/// draws with it too, so both paths pick the same token from the same logits and seed.
+pub fn draw(probs: &[f32], rng: &mut ChaCha8Rng) -> u32 {
     let r: f32 = rng.random();
     let mut cumulative = 0.0;
     let mut last_nonzero = 0;

@@ -1,0 +1,133 @@
+// Tiled matrix multiply C = op(A) · op(B), op = identity or transpose, batched over z.
+//
+// Each workgroup of 16 × 16 threads computes a 64 × 64 tile of C. It walks K in steps of
+// 16, staging a 64 × 16 slice of A and a 16 × 64 slice of B in workgroup memory, so each
+// element read from global memory is used 64 times; each thread accumulates a 4 × 4 block of
+// outputs in registers (rows lid.y + 16i, columns lid.x + 16j, strided so that neighbouring
+// threads touch neighbouring columns). Edges are guarded: any M, N, K works.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    trans_a: u32,
+    trans_b: u32,
+    // Element offsets of each matrix in its buffer, and strides between batch entries
+    // (0 repeats the same matrix for every batch entry).
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    a_batch: u32,
+    b_batch: u32,
+    c_batch: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+// Row length of the tiles in workgroup memory, padded by one against bank conflicts.
+const LDA: u32 = 65u;
+var<workgroup> a_tile: array<f32, 1040>; // [BK][LDA]: a_tile[k * LDA + m]
+var<workgroup> b_tile: array<f32, 1040>; // [BK][LDA]: b_tile[k * LDA + n]
+
+@compute @workgroup_size(16, 16, 1)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let row0 = wg.y * BM;
+    let col0 = wg.x * BN;
+    let a_base = p.a_off + wg.z * p.a_batch;
+    let b_base = p.b_off + wg.z * p.b_batch;
+    let c_base = p.c_off + wg.z * p.c_batch;
+
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = 0.0;
+    }
+
+    let tiles = (p.k + BK - 1u) / BK;
+    for (var t = 0u; t < tiles; t++) {
+        let k0 = t * BK;
+        // 1024 elements per tile, 256 threads: four each. Consecutive threads read
+        // consecutive addresses of the matrix as it is stored.
+        for (var i = 0u; i < 4u; i++) {
+            let e = li + i * 256u;
+            var m: u32;
+            var k: u32;
+            if (p.trans_a == 0u) {
+                m = e / BK;
+                k = e % BK;
+            } else {
+                k = e / BM;
+                m = e % BM;
+            }
+            let gm = row0 + m;
+            let gk = k0 + k;
+            var v = 0.0;
+            if (gm < p.m && gk < p.k) {
+                if (p.trans_a == 0u) {
+                    v = a[a_base + gm * p.k + gk];
+                } else {
+                    v = a[a_base + gk * p.m + gm];
+                }
+            }
+            a_tile[k * LDA + m] = v;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let e = li + i * 256u;
+            var n: u32;
+            var k: u32;
+            if (p.trans_b == 0u) {
+                k = e / BN;
+                n = e % BN;
+            } else {
+                n = e / BK;
+                k = e % BK;
+            }
+            let gn = col0 + n;
+            let gk = k0 + k;
+            var v = 0.0;
+            if (gn < p.n && gk < p.k) {
+                if (p.trans_b == 0u) {
+                    v = b[b_base + gk * p.n + gn];
+                } else {
+                    v = b[b_base + gn * p.k + gk];
+                }
+            }
+            b_tile[k * LDA + n] = v;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < BK; k++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = a_tile[k * LDA + lid.y + 16u * i];
+                bv[i] = b_tile[k * LDA + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let gm = row0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let gn = col0 + lid.x + 16u * j;
+            if (gm < p.m && gn < p.n) {
+                c[c_base + gm * p.n + gn] = acc[i * 4u + j];
+            }
+        }
+    }
+}
