@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, expected_shapes};
 use crate::model::gpt::{Gpt, loss_no_grad};
+use crate::sample::{SamplingConfig, generate};
 use crate::{Error, Result};
 
 /// How a weight matrix is stored.
@@ -76,7 +77,15 @@ impl Scheme {
 /// input gets scale 1 (any scale reproduces it). The round trip's error is at most `s / 2`.
 pub fn quantize_symmetric_i8(xs: &[f32]) -> (Vec<i8>, f32) {
     let max = xs.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    quantize_symmetric_i8_clipped(xs, max)
+}
+
+/// Symmetric int8 over a given range `[-clip, clip]` (a clip calibrated on other data, or
+/// chosen below the largest value to spend the 255 levels on the bulk of the values):
+/// `s = clip / 127`, and values beyond the range saturate at ±127. A non-positive clip gets
+/// scale 1.
+pub fn quantize_symmetric_i8_clipped(xs: &[f32], clip: f32) -> (Vec<i8>, f32) {
+    let scale = if clip > 0.0 { clip / 127.0 } else { 1.0 };
     let q = xs
         .iter()
         .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
@@ -598,6 +607,63 @@ pub fn perplexity(model: &Gpt, ids: &[u32], windows: usize) -> Result<f32> {
     let x = Tensor::from_vec(x, (n, t), device)?;
     let y = Tensor::from_vec(y, (n, t), device)?;
     Ok(loss_no_grad(model, &x, &y)?.exp())
+}
+
+/// One weight format of lesson E3's comparison, measured on a trained checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FormatReport {
+    /// `fp32`, or the scheme's [`Scheme::name`].
+    pub name: String,
+    /// Bytes of the serialised safetensors file (the download), scales and header included.
+    pub file_bytes: usize,
+    /// On the validation windows, see [`perplexity`].
+    pub perplexity: f32,
+    /// A seeded sample after the prompt (the prompt included).
+    pub sample: String,
+}
+
+/// Saves `ckpt` as fp32 (`scheme = None`) or quantized with `scheme`, loads the model back from
+/// those bytes, and measures the file, the perplexity on the first `windows` windows of `val`
+/// and a sample of `sample_tokens` tokens after `prompt` at temperature 0.8 with `seed` (the
+/// same seed for every format, so the samples differ only through the weights).
+pub fn compare_format(
+    ckpt: &Checkpoint,
+    scheme: Option<Scheme>,
+    val: &[u32],
+    windows: usize,
+    prompt: &str,
+    sample_tokens: usize,
+    seed: u64,
+) -> Result<FormatReport> {
+    let (name, file_bytes, model) = match scheme {
+        None => {
+            let (config, weights) = ckpt.to_parts()?;
+            let model = Checkpoint::from_parts(&config, &weights)?.to_model(&Device::Cpu)?;
+            ("fp32".to_string(), weights.len(), model)
+        }
+        Some(scheme) => {
+            let (config, weights) = QuantizedCheckpoint::quantize(ckpt, scheme)?.to_parts()?;
+            let model =
+                QuantizedCheckpoint::from_parts(&config, &weights)?.to_model(&Device::Cpu)?;
+            (scheme.name(), weights.len(), model)
+        }
+    };
+    let perplexity = perplexity(&model, val, windows)?;
+    let tokenizer = &ckpt.meta.tokenizer;
+    let prompt_ids = tokenizer.encode(if prompt.is_empty() { "\n" } else { prompt })?;
+    let config = SamplingConfig {
+        temperature: 0.8,
+        seed,
+        ..SamplingConfig::default()
+    };
+    let new = generate(&model, &prompt_ids, sample_tokens, &config, true)?;
+    let sample = format!("{prompt}{}", tokenizer.decode(&new)?);
+    Ok(FormatReport {
+        name,
+        file_bytes,
+        perplexity,
+        sample,
+    })
 }
 
 /// Memory of `n_params` weights at `bits` per weight, in bytes.

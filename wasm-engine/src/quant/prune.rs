@@ -6,6 +6,7 @@
 //! embedding is also the output head, and pruning it removes whole characters' scores).
 
 use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::checkpoint::Checkpoint;
@@ -50,4 +51,31 @@ pub fn prune_magnitude(ckpt: &Checkpoint, sparsity: f32) -> Result<(Checkpoint, 
         zeros += values.iter().filter(|v| **v == 0.0).count();
     }
     Ok((out, zeros as f32 / total.max(1) as f32))
+}
+
+/// One point of the perplexity-against-sparsity curve.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrunePoint {
+    /// The fraction asked for, of each prunable matrix.
+    pub sparsity: f32,
+    /// The fraction of all parameters that are zero afterwards.
+    pub zero_fraction: f32,
+    pub perplexity: f32,
+}
+
+/// Prunes `ckpt` to `sparsity` and measures the perplexity on the first `windows` windows of
+/// `val` (see [`super::perplexity`]).
+pub fn prune_point(
+    ckpt: &Checkpoint,
+    sparsity: f32,
+    val: &[u32],
+    windows: usize,
+) -> Result<PrunePoint> {
+    let (pruned, zero_fraction) = prune_magnitude(ckpt, sparsity)?;
+    let model = pruned.to_model(&Device::Cpu)?;
+    Ok(PrunePoint {
+        sparsity,
+        zero_fraction,
+        perplexity: super::perplexity(&model, val, windows)?,
+    })
 }

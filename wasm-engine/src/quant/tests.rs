@@ -319,3 +319,57 @@ fn magnitude_pruning_zeroes_the_smallest_weights() {
     assert!(overall > 0.3 && overall < 0.5, "{overall}");
     assert!(prune_magnitude(&ckpt, 1.5).is_err());
 }
+
+/// Lesson E3's table on the shipped model (`static/models/char-kjv`, trained on the first 90%
+/// of `static/data/kjv.txt`): the widget computes the same figures in the browser.
+#[test]
+fn shipped_model_formats_and_pruning_on_the_validation_split() {
+    use super::prune::prune_point;
+    use crate::data::Dataset;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ckpt = Checkpoint::load(&root.join("static/models/char-kjv")).unwrap();
+    let text = std::fs::read_to_string(root.join("static/data/kjv.txt")).unwrap();
+    let data = Dataset::new(&text, ckpt.meta.tokenizer.clone(), 0.1).unwrap();
+    let windows = 32;
+    let report =
+        |scheme| compare_format(&ckpt, scheme, &data.val, windows, "And God said", 40, 7).unwrap();
+    let fp32 = report(None);
+    let int8 = report(Some(Scheme::Int8Symmetric));
+    let asym = report(Some(Scheme::Int8Asymmetric));
+    let int4 = report(Some(Scheme::Int4 { group_size: 32 }));
+    for r in [&fp32, &int8, &asym, &int4] {
+        println!(
+            "{:>9} {:>7} bytes  ppl {:.4}  {:?}",
+            r.name, r.file_bytes, r.perplexity, r.sample
+        );
+    }
+    // The fp32 file is the checkpoint as shipped.
+    let shipped = std::fs::metadata(root.join("static/models/char-kjv/model.safetensors"))
+        .unwrap()
+        .len() as usize;
+    assert_eq!(fp32.file_bytes, shipped);
+    // Nearly every parameter is in a 2-D matrix: int8 is close to 4× smaller, int4 to 8×
+    // less the scales (5 bits per weight in groups of 32).
+    let ratio = |r: &FormatReport| fp32.file_bytes as f64 / r.file_bytes as f64;
+    assert!(ratio(&int8) > 3.3 && ratio(&int8) < 4.0, "{}", ratio(&int8));
+    assert!(asym.file_bytes > int8.file_bytes);
+    assert!(ratio(&int4) > 5.0 && ratio(&int4) < 8.0, "{}", ratio(&int4));
+    // A trained model's validation perplexity (val loss ≈ 1.9 nats → ≈ 6.7).
+    assert!(fp32.perplexity > 4.0 && fp32.perplexity < 10.0);
+    assert!((int8.perplexity / fp32.perplexity - 1.0).abs() < 0.01);
+    assert!((asym.perplexity / fp32.perplexity - 1.0).abs() < 0.01);
+    assert!(int4.perplexity > int8.perplexity.min(asym.perplexity));
+    assert!(int4.perplexity / fp32.perplexity < 1.2);
+    assert!(fp32.sample.starts_with("And God said") && fp32.sample.len() > 40);
+
+    let curve: Vec<_> = [0.0, 0.5, 0.9]
+        .iter()
+        .map(|&s| prune_point(&ckpt, s, &data.val, windows).unwrap())
+        .collect();
+    println!("{curve:?}");
+    assert_eq!(curve[0].perplexity, fp32.perplexity);
+    assert!(curve[1].perplexity >= curve[0].perplexity);
+    assert!(curve[2].perplexity > curve[1].perplexity);
+    assert!(curve[2].zero_fraction > 0.5 && curve[2].zero_fraction < 0.9);
+}
