@@ -290,3 +290,80 @@ pub(crate) fn write_safetensors(
     safetensors::tensor::serialize(cpu, metadata)
         .map_err(|e| Error::Checkpoint(format!("cannot serialize tensors: {e}")))
 }
+
+/// The `config.json` of a model other than the GPT (lesson C4's BERT and T5): the same two
+/// files as a GPT checkpoint, with the architecture in `format`
+/// (`"attention-workshop/bert"`, `"attention-workshop/t5"`) and its own `Config` in `model`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArchMeta<C> {
+    pub format: String,
+    pub model: C,
+    pub tokenizer: Tokenizer,
+    pub step: usize,
+    #[serde(default)]
+    pub train: Option<TrainConfig>,
+    /// Figures measured when it was written (e.g. `mlm_accuracy`, `exact_match`).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f32>,
+}
+
+/// Weights and metadata of a BERT or T5 checkpoint.
+#[derive(Clone, Debug)]
+pub struct ArchCheckpoint<C> {
+    pub meta: ArchMeta<C>,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl<C: Serialize + serde::de::DeserializeOwned> ArchCheckpoint<C> {
+    /// Reads the two files, checking that `config.json` is of `format`.
+    pub fn from_parts(config_json: &[u8], safetensors: &[u8], format: &str) -> Result<Self> {
+        let meta: ArchMeta<C> = serde_json::from_slice(config_json).map_err(|e| {
+            Error::Checkpoint(format!(
+                "{CONFIG_FILE} is not a valid {format} checkpoint config: {e}"
+            ))
+        })?;
+        if meta.format != format {
+            return Err(Error::Checkpoint(format!(
+                "{CONFIG_FILE} has format '{}', expected '{format}'",
+                meta.format
+            )));
+        }
+        let tensors = read_safetensors(safetensors, WEIGHTS_FILE)?;
+        Ok(Self { meta, tensors })
+    }
+
+    pub fn to_parts(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        Ok((
+            serde_json::to_vec_pretty(&self.meta)?,
+            write_safetensors(&self.tensors, None)?,
+        ))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let (config, weights) = self.to_parts()?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(CONFIG_FILE), config)?;
+        std::fs::write(dir.join(WEIGHTS_FILE), weights)?;
+        Ok(())
+    }
+
+    pub fn load(dir: &Path, format: &str) -> Result<Self> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                Error::Checkpoint(format!("cannot read {}: {e}", dir.join(name).display()))
+            })
+        };
+        Self::from_parts(&read(CONFIG_FILE)?, &read(WEIGHTS_FILE)?, format)
+    }
+
+    /// A `VarBuilder` over the weights on `device`; building the model from it fails, naming
+    /// the tensor, when one is missing or has the wrong shape.
+    pub fn var_builder(&self, device: &Device) -> Result<VarBuilder<'static>> {
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.to_device(device)?.to_dtype(DType::F32)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+    }
+}

@@ -1,6 +1,8 @@
 //! Corpora and batching: tokenize a text once, split it into train and validation, and cut
 //! random windows out of it (nanoGPT's `get_batch`).
 
+pub mod numbers;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

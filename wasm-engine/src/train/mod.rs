@@ -7,6 +7,7 @@
 
 pub mod adamw;
 pub mod schedule;
+pub mod stepper;
 
 use std::collections::HashMap;
 use std::path::Path;
