@@ -420,3 +420,33 @@ fn other_architectures_are_refused_naming_the_field() {
         .unwrap();
     assert!(err.to_string().contains("h.1.mlp.c_fc.weight"), "{err}");
 }
+
+#[test]
+fn the_measured_roof_bounds_the_matmul() {
+    let Some(gpu) = gpu() else { return };
+    let roof = pollster::block_on(gpu.measure_roof(50.0)).unwrap();
+    eprintln!(
+        "roof: {:.2} GFLOP/s, {:.2} GB/s, ridge {:.1} FLOP/byte",
+        roof.peak_flops / 1e9,
+        roof.bandwidth / 1e9,
+        roof.ridge()
+    );
+    assert!(roof.peak_flops > 1e8 && roof.bandwidth > 1e8, "{roof:?}");
+    // A 512² matmul does 2·512³ FLOPs; timed the same way it cannot beat the multiply-add
+    // roof by more than timing noise.
+    let n = 512;
+    let a = gpu.upload_tensor(&random(&[n, n], 1)).unwrap();
+    let b = gpu.upload_tensor(&random(&[n, n], 2)).unwrap();
+    gpu.matmul(&a, &b).unwrap();
+    pollster::block_on(gpu.sync()).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..3 {
+        gpu.matmul(&a, &b).unwrap();
+        pollster::block_on(gpu.sync()).unwrap();
+    }
+    let rate = 3.0 * 2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64();
+    eprintln!("matmul {n}²: {:.2} GFLOP/s", rate / 1e9);
+    assert!(rate < 1.5 * roof.peak_flops, "{rate} vs {roof:?}");
+    assert!(roof.attainable(1e6) == roof.peak_flops);
+    assert!((roof.attainable(0.5) - 0.5 * roof.bandwidth).abs() < 1.0);
+}

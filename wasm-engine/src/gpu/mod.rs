@@ -13,7 +13,9 @@
 //! cache. [`GpuGpt`] runs the GPT-2 forward pass with them.
 
 mod gpt;
+mod roof;
 
+pub use roof::Roof;
 pub use gpt::{GpuGenerator, GpuGpt, GpuKvCache, generate};
 
 use std::collections::HashMap;
@@ -92,6 +94,7 @@ enum Shader {
     Norm,
     Embedding,
     Attention,
+    Roof,
 }
 
 impl Shader {
@@ -102,6 +105,7 @@ impl Shader {
             Shader::Norm => include_str!("norm.wgsl"),
             Shader::Embedding => include_str!("embedding.wgsl"),
             Shader::Attention => include_str!("attention.wgsl"),
+            Shader::Roof => include_str!("roof.wgsl"),
         }
     }
 }
