@@ -164,6 +164,8 @@ pub struct Trainer {
     device: Device,
     step: usize,
     last_eval: Option<EvalLoss>,
+    /// ‖g‖² of each parameter's gradient in the last step, before clipping, in `params` order.
+    grad_sq: Vec<f32>,
 }
 
 impl Trainer {
@@ -210,6 +212,7 @@ impl Trainer {
             device: device.clone(),
             step: 0,
             last_eval: None,
+            grad_sq: Vec::new(),
         })
     }
 
@@ -244,6 +247,37 @@ impl Trainer {
 
     pub fn last_eval(&self) -> Option<EvalLoss> {
         self.last_eval
+    }
+
+    /// The L2 norm of the gradient of each parameter in the last step, before clipping, by
+    /// name (sorted); empty before the first step.
+    pub fn grad_norms(&self) -> Vec<(&str, f32)> {
+        self.params
+            .iter()
+            .zip(&self.grad_sq)
+            .map(|((name, _), sq)| (name.as_str(), sq.sqrt()))
+            .collect()
+    }
+
+    /// The L2 norm of the gradient of each block's parameters (`h.{i}.*`, attention, FFN and
+    /// both norms) in the last step, before clipping: `√(Σ‖g‖²)` over the block's tensors,
+    /// one entry per layer, first layer first. Lesson C3 plots it: without residual
+    /// connections the gradient reaching the early layers shrinks.
+    pub fn layer_grad_norms(&self) -> Vec<f32> {
+        let mut sq = vec![0f32; self.model_config.n_layer];
+        for ((name, _), g) in self.params.iter().zip(&self.grad_sq) {
+            let layer = name
+                .strip_prefix("h.")
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            if let Some(i) = layer.filter(|&i| i < sq.len()) {
+                sq[i] += g;
+            }
+        }
+        if self.grad_sq.is_empty() {
+            return Vec::new();
+        }
+        sq.into_iter().map(f32::sqrt).collect()
     }
 
     /// Whether the loop should evaluate now (every `eval_interval` steps and at the end).
@@ -288,7 +322,9 @@ impl Trainer {
             }
         }
         let grads: Vec<Tensor> = grads.into_iter().flatten().collect();
-        let (grads, grad_norm) = clip_grad_norm(grads, self.config.grad_clip)?;
+        self.grad_sq = squared_norms(&grads)?;
+        let grad_norm = self.grad_sq.iter().sum::<f32>().sqrt();
+        let grads = clip_to(grads, grad_norm, self.config.grad_clip)?;
         let lr = self.config.lr_at(self.step);
         self.optimizer.step(&grads, lr)?;
         self.step += 1;
@@ -419,20 +455,25 @@ impl Trainer {
 /// `torch.nn.utils.clip_grad_norm_` does (dividing by norm + 1e-6); 0 disables clipping.
 /// Returns the gradients and their norm before clipping.
 pub fn clip_grad_norm(grads: Vec<Tensor>, max_norm: f64) -> Result<(Vec<Tensor>, f32)> {
-    let mut sum = 0f32;
-    for g in &grads {
-        sum += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
-    }
-    let norm = sum.sqrt();
+    let norm = squared_norms(&grads)?.iter().sum::<f32>().sqrt();
+    Ok((clip_to(grads, norm, max_norm)?, norm))
+}
+
+/// `‖g‖²` of each tensor.
+fn squared_norms(grads: &[Tensor]) -> Result<Vec<f32>> {
+    grads
+        .iter()
+        .map(|g| Ok(g.sqr()?.sum_all()?.to_scalar::<f32>()?))
+        .collect()
+}
+
+/// Scales `grads`, whose global norm is `norm`, down to `max_norm` (0: unchanged).
+fn clip_to(grads: Vec<Tensor>, norm: f32, max_norm: f64) -> Result<Vec<Tensor>> {
     if max_norm <= 0.0 || norm as f64 <= max_norm {
-        return Ok((grads, norm));
+        return Ok(grads);
     }
     let scale = max_norm / (norm as f64 + 1e-6);
-    let clipped = grads
-        .iter()
-        .map(|g| Ok((g * scale)?))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((clipped, norm))
+    grads.iter().map(|g| Ok((g * scale)?)).collect()
 }
 
 /// nanoGPT's `_init_weights`, from a seeded generator so that a run is reproducible:
