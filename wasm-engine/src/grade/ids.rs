@@ -12,8 +12,11 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("byte-level", "choice"),
     ("top-p", "python"),
     ("kv-step", "python"),
+    ("int8-roundtrip", "python"),
     ("roofline", "python"),
     ("masked-attention", "python"),
     ("rope", "python"),
+    ("layernorm", "python"),
+    ("architecture-masks", "python"),
     ("job-estimate", "python"),
 ];

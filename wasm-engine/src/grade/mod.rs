@@ -12,10 +12,13 @@
 mod b2;
 mod c1;
 mod c2;
+mod c3;
+mod c4;
 mod d1;
 mod d3;
 mod e1;
 mod e2;
+mod e3;
 mod e4;
 #[cfg(test)]
 mod tests;
@@ -128,9 +131,12 @@ static GRADERS: &[&dyn Grader] = &[
     &b2::ByteLevel,
     &e1::TopP,
     &e2::KvStep,
+    &e3::Int8Roundtrip,
     &e4::Roofline,
     &c1::MaskedAttention,
     &c2::Rope,
+    &c3::LayerNormForward,
+    &c4::ArchitectureMasks,
     &d3::JobEstimate,
 ];
 
