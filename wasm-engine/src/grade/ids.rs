@@ -16,6 +16,7 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("roofline", "python"),
     ("masked-attention", "python"),
     ("rope", "python"),
+    ("architecture-masks", "python"),
     ("layernorm", "python"),
     ("architecture-masks", "python"),
     ("job-estimate", "python"),
