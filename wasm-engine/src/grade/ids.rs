@@ -17,7 +17,6 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("masked-attention", "python"),
     ("rope", "python"),
     ("architecture-masks", "python"),
-    ("layernorm", "python"),
     ("architecture-masks", "python"),
     ("job-estimate", "python"),
 ];

@@ -13,7 +13,6 @@ mod b2;
 mod c1;
 mod c2;
 mod c4;
-mod c3;
 mod c4;
 mod d1;
 mod d3;
@@ -137,7 +136,6 @@ static GRADERS: &[&dyn Grader] = &[
     &c1::MaskedAttention,
     &c2::Rope,
     &c4::ArchitectureMasks,
-    &c3::LayerNormForward,
     &c4::ArchitectureMasks,
     &d3::JobEstimate,
 ];
