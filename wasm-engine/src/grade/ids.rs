@@ -17,6 +17,5 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("masked-attention", "python"),
     ("rope", "python"),
     ("architecture-masks", "python"),
-    ("architecture-masks", "python"),
     ("job-estimate", "python"),
 ];

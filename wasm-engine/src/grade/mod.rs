@@ -13,7 +13,6 @@ mod b2;
 mod c1;
 mod c2;
 mod c4;
-mod c4;
 mod d1;
 mod d3;
 mod e1;
@@ -135,7 +134,6 @@ static GRADERS: &[&dyn Grader] = &[
     &e4::Roofline,
     &c1::MaskedAttention,
     &c2::Rope,
-    &c4::ArchitectureMasks,
     &c4::ArchitectureMasks,
     &d3::JobEstimate,
 ];
