@@ -16,6 +16,7 @@ pub const EXERCISES: &[(&str, &str)] = &[
     ("roofline", "python"),
     ("masked-attention", "python"),
     ("rope", "python"),
+    ("layernorm", "python"),
     ("architecture-masks", "python"),
     ("job-estimate", "python"),
 ];

@@ -12,6 +12,7 @@
 mod b2;
 mod c1;
 mod c2;
+mod c3;
 mod c4;
 mod d1;
 mod d3;
@@ -134,6 +135,7 @@ static GRADERS: &[&dyn Grader] = &[
     &e4::Roofline,
     &c1::MaskedAttention,
     &c2::Rope,
+    &c3::LayerNormForward,
     &c4::ArchitectureMasks,
     &d3::JobEstimate,
 ];

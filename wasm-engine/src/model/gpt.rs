@@ -268,21 +268,35 @@ impl LayerNorm {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let xs = if self.rms {
-            let ms = xs.sqr()?.mean_keepdim(D::Minus1)?;
-            xs.broadcast_div(&(ms + Self::EPS)?.sqrt()?)?
+        if self.rms {
+            rms_norm(xs, &self.weight, Self::EPS)
         } else {
-            let mean = xs.mean_keepdim(D::Minus1)?;
-            let xs = xs.broadcast_sub(&mean)?;
-            let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
-            xs.broadcast_div(&(var + Self::EPS)?.sqrt()?)?
-        };
-        let xs = xs.broadcast_mul(&self.weight)?;
-        Ok(match &self.bias {
-            Some(bias) => xs.broadcast_add(bias)?,
-            None => xs,
-        })
+            layer_norm(xs, &self.weight, self.bias.as_ref(), Self::EPS)
+        }
     }
+}
+
+/// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, with the
+/// biased variance (divide by n) as PyTorch's `nn.LayerNorm`. Lesson C3's exercise is graded
+/// against it.
+pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    let mean = xs.mean_keepdim(D::Minus1)?;
+    let xs = xs.broadcast_sub(&mean)?;
+    let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
+    let xs = xs.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let xs = xs.broadcast_mul(weight)?;
+    Ok(match bias {
+        Some(bias) => xs.broadcast_add(bias)?,
+        None => xs,
+    })
+}
+
+/// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`.
+pub fn rms_norm(xs: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let ms = xs.sqr()?.mean_keepdim(D::Minus1)?;
+    Ok(xs
+        .broadcast_div(&(ms + eps)?.sqrt()?)?
+        .broadcast_mul(weight)?)
 }
 
 fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
