@@ -5,6 +5,7 @@
 //!     cargo run -p engine --example bench -- --out target/bench/engine.json
 //!
 //! `RAYON_NUM_THREADS=1` (read by candle too) measures one core, the browser's situation.
+//! With `--features webgpu` the `gpu` cases add the WGSL kernels through native wgpu.
 
 use std::path::PathBuf;
 
@@ -68,10 +69,47 @@ fn main() -> Result<()> {
             figures.push(f);
         }
     }
+    // WebGPU kernels through native wgpu (built with `--features webgpu`, and an adapter:
+    // lavapipe on a machine without a GPU) beside candle on the CPU at the same sizes.
+    if wanted("gpu") {
+        let mut gpu_figures = bench::cpu_matmul(&bench::MATMUL_SIZES, &device)?;
+        gpu_figures.push(bench::cpu_generate(&config, &device)?);
+        gpu_figures.extend(gpu_cases(&config)?);
+        for f in &gpu_figures {
+            println!("{}: {:.2} {}", f.name, f.value, f.unit);
+        }
+        figures.extend(gpu_figures);
+    }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&out, serde_json::to_vec_pretty(&figures)?)?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// The GPU cases, or none (saying why) without the feature or an adapter.
+#[cfg(feature = "webgpu")]
+fn gpu_cases(config: &BenchConfig) -> Result<Vec<bench::Figure>> {
+    let gpu = match pollster::block_on(engine::gpu::Gpu::new()) {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            println!("gpu cases skipped: {e}");
+            return Ok(Vec::new());
+        }
+    };
+    let info = gpu.info();
+    println!(
+        "gpu: {} ({}, {}, {})",
+        info.name, info.backend, info.device_type, info.driver
+    );
+    let mut figures = pollster::block_on(bench::gpu_matmul(&gpu, &bench::MATMUL_SIZES))?;
+    figures.push(pollster::block_on(bench::gpu_generate(config, &gpu))?);
+    Ok(figures)
+}
+
+#[cfg(not(feature = "webgpu"))]
+fn gpu_cases(_: &BenchConfig) -> Result<Vec<bench::Figure>> {
+    println!("gpu cases skipped: built without --features webgpu");
+    Ok(Vec::new())
 }

@@ -160,6 +160,12 @@ pub fn sample(config: &BenchConfig, model: &Gpt, use_kv_cache: bool) -> Result<F
 /// A GPT with seeded random weights (uniform in ±0.1): timing does not depend on what the
 /// weights are, and a model with a long context need not be trained to be measured.
 pub fn random_model(config: &gpt::Config, seed: u64, device: &Device) -> Result<Gpt> {
+    random_checkpoint(config, seed)?.to_model(device)
+}
+
+/// The weights of [`random_model`] as a checkpoint (what the GPU path loads).
+pub fn random_checkpoint(config: &gpt::Config, seed: u64) -> Result<crate::checkpoint::Checkpoint> {
+    let device = &Device::Cpu;
     config.validate()?;
     let text = random_corpus(config.vocab_size, 0, seed);
     let tokenizer = Tokenizer::from(CharTokenizer::from_text(&text)?);
@@ -176,7 +182,12 @@ pub fn random_model(config: &gpt::Config, seed: u64, device: &Device) -> Result<
             Ok((name, candle_core::Tensor::from_vec(values, shape, device)?))
         })
         .collect::<Result<_>>()?;
-    crate::checkpoint::Checkpoint::new(config.clone(), tokenizer, 0, tensors).to_model(device)
+    Ok(crate::checkpoint::Checkpoint::new(
+        config.clone(),
+        tokenizer,
+        0,
+        tensors,
+    ))
 }
 
 /// One generated token of [`kv_profile`].
@@ -307,6 +318,125 @@ pub fn int8_matmul(section: &InferenceSection, device: &Device) -> Result<Vec<Fi
     ])
 }
 
+/// Square sizes of the matmul cases, GPU and CPU (`gpu_matmul_{n}`, `cpu_matmul_{n}`).
+pub const MATMUL_SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
+/// Generation cases on the same seeded random weights: `gpu_generate`, `cpu_generate`.
+pub const GPU_GENERATE: &str = "gpu_generate";
+pub const CPU_GENERATE: &str = "cpu_generate";
+/// Each timed case repeats until about this long (at least once, at most 50 times).
+const TIMED_SECS: f64 = 0.5;
+
+fn square(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// How many runs fill [`TIMED_SECS`] when one takes `one_run` seconds.
+fn runs_for(one_run: f64) -> usize {
+    ((TIMED_SECS / one_run.max(1e-6)) as usize).clamp(1, 50)
+}
+
+/// GFLOP/s (2n³ per product) of candle's f32 matmul at each square size `n`: the CPU column
+/// next to [`gpu_matmul`].
+pub fn cpu_matmul(sizes: &[usize], device: &Device) -> Result<Vec<Figure>> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let a = candle_core::Tensor::from_vec(square(n, 1), (n, n), device)?;
+            let b = candle_core::Tensor::from_vec(square(n, 2), (n, n), device)?;
+            let start = Instant::now();
+            a.matmul(&b)?.to_device(&Device::Cpu)?; // warm-up, and the time of one run
+            let runs = runs_for(start.elapsed().as_secs_f64());
+            let start = Instant::now();
+            for _ in 0..runs {
+                a.matmul(&b)?.to_device(&Device::Cpu)?;
+            }
+            let flops = 2.0 * (n as f64).powi(3) * runs as f64;
+            Ok(Figure::new(
+                &format!("cpu_matmul_{n}"),
+                flops / start.elapsed().as_secs_f64() / 1e9,
+                "GFLOP/s",
+            ))
+        })
+        .collect()
+}
+
+/// GFLOP/s of the engine's tiled WGSL matmul (`gpu::Gpu::matmul`) at each square size:
+/// the products are queued and the clock stops when the device has finished them.
+#[cfg(feature = "webgpu")]
+pub async fn gpu_matmul(gpu: &crate::gpu::Gpu, sizes: &[usize]) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    for &n in sizes {
+        let a = gpu.upload(&square(n, 1), &[n, n])?;
+        let b = gpu.upload(&square(n, 2), &[n, n])?;
+        gpu.sync().await?; // uploads done, pipeline compiled on the first size
+        let start = Instant::now();
+        gpu.matmul(&a, &b)?;
+        gpu.sync().await?;
+        let runs = runs_for(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for _ in 0..runs {
+            gpu.matmul(&a, &b)?;
+        }
+        gpu.sync().await?;
+        let flops = 2.0 * (n as f64).powi(3) * runs as f64;
+        figures.push(Figure::new(
+            &format!("gpu_matmul_{n}"),
+            flops / start.elapsed().as_secs_f64() / 1e9,
+            "GFLOP/s",
+        ));
+    }
+    Ok(figures)
+}
+
+/// The sampling section's settings with the KV cache: tokens/s of generation.
+fn generate_config(config: &BenchConfig) -> SamplingConfig {
+    SamplingConfig {
+        temperature: config.sample.temperature,
+        seed: config.sample.seed,
+        ..SamplingConfig::default()
+    }
+}
+
+/// New tokens/s on the CPU (KV cache) of the bench model with the seeded random weights
+/// that [`gpu_generate`] uses: the CPU column next to it.
+pub fn cpu_generate(config: &BenchConfig, device: &Device) -> Result<Figure> {
+    let s = &config.sample;
+    let model = random_model(&config.model, 1337, device)?;
+    let sampling = generate_config(config);
+    generate(&model, &s.prompt, s.max_new_tokens, &sampling, true)?; // warm-up
+    let start = Instant::now();
+    for _ in 0..s.timed_runs.max(1) {
+        generate(&model, &s.prompt, s.max_new_tokens, &sampling, true)?;
+    }
+    let tokens = s.timed_runs.max(1) * s.max_new_tokens;
+    Ok(Figure::new(
+        CPU_GENERATE,
+        tokens as f64 / start.elapsed().as_secs_f64(),
+        "tokens/s",
+    ))
+}
+
+/// New tokens/s on the GPU (`gpu::GpuGpt`, KV cache on the device, one read-back of the
+/// logits per token) of the bench model with seeded random weights.
+#[cfg(feature = "webgpu")]
+pub async fn gpu_generate(config: &BenchConfig, gpu: &crate::gpu::Gpu) -> Result<Figure> {
+    let s = &config.sample;
+    let model = crate::gpu::GpuGpt::from_checkpoint(gpu, &random_checkpoint(&config.model, 1337)?)?;
+    let sampling = generate_config(config);
+    crate::gpu::generate(&model, &s.prompt, s.max_new_tokens, &sampling).await?; // warm-up
+    let start = Instant::now();
+    for _ in 0..s.timed_runs.max(1) {
+        crate::gpu::generate(&model, &s.prompt, s.max_new_tokens, &sampling).await?;
+    }
+    let tokens = s.timed_runs.max(1) * s.max_new_tokens;
+    Ok(Figure::new(
+        GPU_GENERATE,
+        tokens as f64 / start.elapsed().as_secs_f64(),
+        "tokens/s",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +514,17 @@ mod tests {
             mm.iter().all(|f| f.value.is_finite() && f.value > 0.0),
             "{mm:?}"
         );
+    }
+    #[test]
+    fn cpu_matmul_and_generation_cases() {
+        let mm = cpu_matmul(&[3, 17], &Device::Cpu).unwrap();
+        let names: Vec<&str> = mm.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["cpu_matmul_3", "cpu_matmul_17"]);
+        assert!(mm.iter().all(|f| f.value.is_finite() && f.value > 0.0));
+        let f = cpu_generate(&tiny(), &Device::Cpu).unwrap();
+        assert_eq!(f.name, CPU_GENERATE);
+        assert!(f.value.is_finite() && f.value > 0.0, "{f:?}");
+        let ckpt = random_checkpoint(&tiny().model, 1).unwrap();
+        assert_eq!(ckpt.meta.model, tiny().model);
     }
 }

@@ -48,10 +48,11 @@ fn main(
     let b_base = p.b_off + wg.z * p.b_batch;
     let c_base = p.c_off + wg.z * p.c_batch;
 
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = 0.0;
-    }
+    // Row i of the thread's 4 × 4 block, columns lid.x + 16j for j = 0..3 as a vec4.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
 
     let tiles = (p.k + BK - 1u) / BK;
     for (var t = 0u; t < tiles; t++) {
@@ -106,28 +107,31 @@ fn main(
         }
         workgroupBarrier();
         for (var k = 0u; k < BK; k++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = a_tile[k * LDA + lid.y + 16u * i];
-                bv[i] = b_tile[k * LDA + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-                }
-            }
+            let ra = k * LDA + lid.y;
+            let rb = k * LDA + lid.x;
+            let bv = vec4<f32>(b_tile[rb], b_tile[rb + 16u], b_tile[rb + 32u], b_tile[rb + 48u]);
+            acc0 = fma(vec4<f32>(a_tile[ra]), bv, acc0);
+            acc1 = fma(vec4<f32>(a_tile[ra + 16u]), bv, acc1);
+            acc2 = fma(vec4<f32>(a_tile[ra + 32u]), bv, acc2);
+            acc3 = fma(vec4<f32>(a_tile[ra + 48u]), bv, acc3);
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let gm = row0 + lid.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let gn = col0 + lid.x + 16u * j;
-            if (gm < p.m && gn < p.n) {
-                c[c_base + gm * p.n + gn] = acc[i * 4u + j];
-            }
+    store(c_base, row0 + lid.y, col0 + lid.x, acc0);
+    store(c_base, row0 + lid.y + 16u, col0 + lid.x, acc1);
+    store(c_base, row0 + lid.y + 32u, col0 + lid.x, acc2);
+    store(c_base, row0 + lid.y + 48u, col0 + lid.x, acc3);
+}
+
+// Writes one row of a thread's block: columns gn, gn + 16, gn + 32, gn + 48 of row gm.
+fn store(base: u32, gm: u32, gn: u32, v: vec4<f32>) {
+    if (gm >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (gn + 16u * j < p.n) {
+            c[base + gm * p.n + gn + 16u * j] = v[j];
         }
     }
 }
