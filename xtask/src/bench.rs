@@ -34,6 +34,10 @@ pub const RUNNER_JOB: &str = "runner_job";
 pub const DIRECT: &str = "engine-direct";
 /// Wall time through the runner over wall time called directly, at most (the target).
 pub const RUNNER_TARGET: f64 = 1.2;
+/// The engine's WGSL kernels through native wgpu (`gpu_*` figures) against candle on the CPU
+/// (`cpu_*`), same sizes and weights, same run.
+pub const GPU: &str = "webgpu-kernels";
+pub const CPU: &str = "candle-cpu";
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Figure {
@@ -145,6 +149,10 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
             ),
         ),
         (
+            format!("{GPU} through native wgpu vs {CPU} (matmul n×n×n; generation with KV cache)"),
+            gpu_rows(&engine),
+        ),
+        (
             "the site's first load (loopback, cold cache)".into(),
             compare(&site_figures(&wasm), &[], "-"),
         ),
@@ -166,13 +174,44 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The GPU figures beside the CPU's: `gpu_matmul_512` against `cpu_matmul_512` as row
+/// `matmul_512`, `gpu_generate` against `cpu_generate` as `generate`. Empty without a GPU.
+pub fn gpu_rows(figures: &[Figure]) -> Vec<Compared> {
+    let side = |prefix: &str| -> Vec<Figure> {
+        figures
+            .iter()
+            .filter_map(|f| {
+                f.name.strip_prefix(prefix).map(|rest| Figure {
+                    name: rest.to_string(),
+                    ..f.clone()
+                })
+            })
+            .collect()
+    };
+    let gpu = side("gpu_");
+    if gpu.is_empty() {
+        return Vec::new();
+    }
+    compare(&gpu, &side("cpu_"), CPU)
+}
+
 /// `engine/examples/bench.rs` writing to `out`. Dev profile: dependencies are built at
 /// opt-level 3 (root Cargo.toml), so candle runs at full speed and the bench reuses the test
 /// build instead of a 15-minute release one.
 fn engine_bench(workspace: &Path, out: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(workspace)
-        .args(["run", "-p", "engine", "--example", "bench", "--", "--out"])
+        .args([
+            "run",
+            "-p",
+            "engine",
+            "--features",
+            "webgpu",
+            "--example",
+            "bench",
+            "--",
+            "--out",
+        ])
         .arg(out);
     cmd
 }
@@ -391,6 +430,25 @@ mod tests {
         );
         assert!((rows[0].ratio.unwrap() - 1.2).abs() < 1e-12);
         assert!(runner_rows(&[]).is_empty());
+    }
+
+    #[test]
+    fn gpu_rows_pair_each_gpu_figure_with_the_cpus() {
+        let figures = [
+            fig("train", 1.0),
+            fig("cpu_matmul_64", 10.0),
+            fig("gpu_matmul_64", 5.0),
+            fig("cpu_generate", 400.0),
+            fig("gpu_generate", 100.0),
+        ];
+        let rows = gpu_rows(&figures);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["matmul_64", "generate"]);
+        assert_eq!(rows[0].ratio, Some(0.5));
+        assert_eq!(rows[1].peer.as_ref().map(|p| p.name.as_str()), Some(CPU));
+        assert_eq!(rows[1].ratio, Some(0.25));
+        // No adapter: no GPU figures, no section rows (the CPU ones alone say nothing).
+        assert!(gpu_rows(&figures[..2]).is_empty());
     }
 
     fn fig(name: &str, value: f64) -> Figure {

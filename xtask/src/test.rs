@@ -37,7 +37,7 @@ pub fn run_all(cache: &Cache, workspace: &Path) -> ExitCode {
     let stages: Vec<(&'static str, &str, StageFn)> = vec![
         (
             "native tests",
-            "cargo test on the default members (the wasm-only frontend is not one)",
+            "cargo test on the default members (the wasm-only frontend is not one), then the engine's GPU kernels on lavapipe",
             Box::new(native_tests),
         ),
         (
@@ -92,8 +92,28 @@ fn native_tests(counts: &mut TestCounts) -> Result<Ran> {
         Command::new("cargo").args(["test", "--no-fail-fast"]),
         counts,
     )?;
+    // The WGSL kernels through native wgpu on the Vulkan driver installed above (lavapipe
+    // without a GPU): a missing adapter fails here instead of skipping.
+    cargo_test(
+        Command::new("cargo")
+            .args(GPU_TEST)
+            .env("AW_REQUIRE_GPU", "1"),
+        counts,
+    )?;
     Ok(Ran::Yes)
 }
+
+/// The engine's GPU kernels and GPU GPT against candle on the CPU (`wasm-engine/tests/gpu.rs`).
+const GPU_TEST: &[&str] = &[
+    "test",
+    "--no-fail-fast",
+    "-p",
+    "engine",
+    "--features",
+    "webgpu",
+    "--test",
+    "gpu",
+];
 
 /// Builds the site with trunk and runs the end-to-end tests against it in headless
 /// Chromium. Skips, saying why, while the site or its tests do not exist.
