@@ -83,8 +83,11 @@ fn assert_close(got: &Tensor, want: &Tensor, abs: f32, rel: f32, what: &str) {
 fn matmul_and_its_transposes_match_candle_at_awkward_sizes() {
     let Some(gpu) = gpu() else { return };
     // Sizes off the 64 × 64 × 16 tiles included: edges are where tiled kernels go wrong.
+    // m ≤ 4 takes the untiled gemv kernel (one token at a time), larger m the tiled one.
     let sizes = [
         (1, 1, 1),
+        (4, 70, 130),
+        (5, 70, 130),
         (7, 13, 5),
         (64, 64, 64),
         (65, 130, 67),
@@ -135,6 +138,18 @@ fn batched_matmul_with_a_shared_or_batched_right_operand() {
     );
     let want = a.matmul(&b_batched.transpose(1, 2).unwrap()).unwrap();
     assert_close(&got, &want, 1e-4, 1e-4, "batched matmul, batched bᵀ");
+    // Two rows per batch entry: the gemv kernel, batched.
+    let a2 = random(&[3, 2, 33], 4);
+    let got = read(
+        &gpu,
+        &gpu.matmul_bt(
+            &gpu.upload_tensor(&a2).unwrap(),
+            &gpu.upload_tensor(&b_batched).unwrap(),
+        )
+        .unwrap(),
+    );
+    let want = a2.matmul(&b_batched.transpose(1, 2).unwrap()).unwrap();
+    assert_close(&got, &want, 1e-4, 1e-4, "batched gemv, batched bᵀ");
     let err = gpu
         .matmul(&ga, &gpu.upload_tensor(&b_batched).unwrap())
         .unwrap_err();

@@ -135,3 +135,42 @@ fn store(base: u32, gm: u32, gn: u32, v: vec4<f32>) {
         }
     }
 }
+
+// The same product for a few rows of A (generation feeds one token at a time): one thread per
+// output, a plain loop over k, no tiles and no barriers. A 64 × 64 tile would leave 63 of its
+// 64 rows idle, and its barriers cost more than the loads they save. Dispatched as
+// (⌈n / 64⌉, m, batch).
+@compute @workgroup_size(64, 1, 1)
+fn gemv(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let gn = wg.x * 64u + lid.x;
+    let gm = wg.y;
+    if (gn >= p.n) {
+        return;
+    }
+    let a_base = p.a_off + wg.z * p.a_batch;
+    let b_base = p.b_off + wg.z * p.b_batch;
+    let c_base = p.c_off + wg.z * p.c_batch;
+    // Strides along k of A's row gm and of B's column gn.
+    var a_i = a_base + gm * p.k;
+    var a_step = 1u;
+    if (p.trans_a != 0u) {
+        a_i = a_base + gm;
+        a_step = p.m;
+    }
+    var b_i = b_base + gn;
+    var b_step = p.n;
+    if (p.trans_b != 0u) {
+        b_i = b_base + gn * p.k;
+        b_step = 1u;
+    }
+    var acc = 0.0;
+    for (var k = 0u; k < p.k; k++) {
+        acc = fma(a[a_i], b[b_i], acc);
+        a_i += a_step;
+        b_i += b_step;
+    }
+    c[c_base + gm * p.n + gn] = acc;
+}

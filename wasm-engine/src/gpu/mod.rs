@@ -114,6 +114,8 @@ impl Shader {
 const ELEMENTWISE_WG: usize = 256;
 /// Output tile of the matmul kernel (64 × 64 per workgroup).
 const MATMUL_TILE: usize = 64;
+/// Products with at most this many rows of A take the untiled `gemv` kernel.
+const GEMV_ROWS: usize = 4;
 /// Kernels recorded before the pending encoder is submitted anyway, so a long run of work
 /// without a read does not hold unbounded command memory.
 const MAX_PENDING: usize = 256;
@@ -229,7 +231,7 @@ impl Gpu {
 
     fn check_size(&self, bytes: usize, what: &str) -> Result<()> {
         let l = &self.inner.limits;
-        let max = (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size);
+        let max = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
         if bytes as u64 > max {
             return Err(Error::Gpu(format!(
                 "{what} needs {bytes} bytes in one buffer; this device allows {max}"
@@ -481,13 +483,14 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let mut encoder = pending
-            .encoder
-            .take()
-            .unwrap_or_else(|| device.create_command_encoder(&Default::default()));
-        pending.dispatches = 0;
-        drop(pending);
+        let mut encoder = {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.dispatches = 0;
+            pending
+                .encoder
+                .take()
+                .unwrap_or_else(|| device.create_command_encoder(&Default::default()))
+        };
         encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
         self.inner.queue.submit([encoder.finish()]);
         self.check_error()?;
@@ -612,11 +615,21 @@ impl Gpu {
             0,
         ]
         .map(|w| w as u32);
+        let buffers = [&a.buffer, &b.buffer, &c.buffer];
+        if s.m <= GEMV_ROWS {
+            return self.dispatch(
+                Shader::Matmul,
+                "gemv",
+                &words,
+                &buffers,
+                (s.n.div_ceil(64) as u32, s.m as u32, s.batch as u32),
+            );
+        }
         self.dispatch(
             Shader::Matmul,
             "main",
             &words,
-            &[&a.buffer, &b.buffer, &c.buffer],
+            &buffers,
             (
                 s.n.div_ceil(MATMUL_TILE) as u32,
                 s.m.div_ceil(MATMUL_TILE) as u32,
