@@ -479,11 +479,16 @@ async fn generate(
         s.generating
     });
     // The trained model is a snapshot of the run now (it keeps training meanwhile).
-    let (model, tokenizer) = if trained {
+    let (model, tokenizer, source) = if trained {
         with_trainer(|t| {
             let ckpt = t.checkpoint();
             let model = ckpt.to_model(&Device::Cpu).map_err(|e| e.to_string())?;
-            Ok((Rc::new(model), ckpt.meta.tokenizer))
+            let tokenizer = ckpt.meta.tokenizer.clone();
+            Ok((
+                Rc::new(model),
+                tokenizer,
+                device::Source::Snapshot(Box::new(ckpt)),
+            ))
         })?
     } else {
         STATE
@@ -491,7 +496,7 @@ async fn generate(
                 s.borrow()
                     .shipped_model
                     .as_ref()
-                    .map(|(_, m, t)| (m.clone(), t.clone()))
+                    .map(|(url, m, t)| (m.clone(), t.clone(), device::Source::Url(url.clone())))
             })
             .ok_or("the pre-trained model is not loaded")?
     };
@@ -499,6 +504,20 @@ async fn generate(
     let ids = tokenizer
         .encode(prompt)
         .map_err(|e| format!("{e}; the model knows only the characters of its training text"))?;
+    let still_wanted = move || STATE.with(|s| s.borrow().generating == ticket);
+    let on_gpu = device::generate_on_gpu(
+        trained,
+        source,
+        &tokenizer,
+        &ids,
+        max_new_tokens,
+        config.clone(),
+        still_wanted,
+    )
+    .await?;
+    if on_gpu {
+        return Ok(());
+    }
     let mut generator = Generator::new(&model, &ids, config, true).map_err(|e| e.to_string())?;
     let t0 = now();
     let mut made = 0;

@@ -40,7 +40,7 @@ impl Gpu {
     /// Times each kernel until `budget_ms` have passed (at least 3 runs, after a warm-up).
     pub async fn measure_roof(&self, budget_ms: f64) -> Result<Roof> {
         let l = self.limits();
-        let max_bytes = (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size) as usize;
+        let max_bytes = l.max_storage_buffer_binding_size.min(l.max_buffer_size) as usize;
         let vec4s = COPY_VEC4S.min(max_bytes / 16);
         let src = self.zeros(&[vec4s * 4])?;
         let dst = self.zeros(&[vec4s * 4])?;
