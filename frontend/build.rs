@@ -64,6 +64,22 @@ const WIDGETS: &[(&str, &[&str])] = &[
     ),
     ("attention-heatmap", &["model", "text", "layout"]),
     ("position-explorer", &["positions", "dim"]),
+    (
+        "block-compare",
+        &[
+            "corpus",
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "block_size",
+            "batch_size",
+            "learning_rate",
+            "max_steps",
+            "eval_interval",
+            "a",
+            "b",
+        ],
+    ),
 ];
 
 #[derive(Deserialize)]

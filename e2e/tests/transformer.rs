@@ -204,3 +204,192 @@ fn c2_exercise_grades_right_and_wrong_rope() -> Result<()> {
     assert!(t.contains("✗") && t.contains("NeoX"), "{t}");
     Ok(())
 }
+
+const C3: &str = "/lesson/transformer-block";
+
+const LAYERNORM: &str = "import math\n\ndef layernorm(x, gamma, beta, eps):\n    out = []\n    for row in x:\n        d = len(row)\n        mu = sum(row) / d\n        var = sum((v - mu) ** 2 for v in row) / d\n        s = math.sqrt(var + eps)\n        out.append([(v - mu) / s * g + b for v, g, b in zip(row, gamma, beta)])\n    return out\n";
+/// The statistics habit: the sample variance, divided by d - 1.
+const LAYERNORM_UNBIASED: &str = "import math, statistics\n\ndef layernorm(x, gamma, beta, eps):\n    out = []\n    for row in x:\n        mu = statistics.mean(row)\n        var = statistics.variance(row)\n        s = math.sqrt(var + eps)\n        out.append([(v - mu) / s * g + b for v, g, b in zip(row, gamma, beta)])\n    return out\n";
+
+/// A list of numbers the block-compare widget keeps in a data attribute of one side.
+fn side_data(s: &Session, side: &str, attr: &str) -> Result<Vec<f64>> {
+    let v = s.browser.execute(
+        "const el = document.querySelector(arguments[0]); \
+         return el ? JSON.parse(el.dataset[arguments[1]] || '[]') : [];",
+        vec![
+            Value::from(format!("[data-testid='{side}-stats']")),
+            Value::from(attr),
+        ],
+    )?;
+    Ok(v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// The gradient bars as `(variant, layer, norm)`.
+fn grad_bars(s: &Session) -> Result<Vec<(String, usize, f64)>> {
+    let v = s.browser.execute(
+        "return [...document.querySelectorAll(\"[data-testid='grad-bar']\")]\
+         .map(r => [r.dataset.variant, +r.dataset.layer, +r.dataset.norm]);",
+        vec![],
+    )?;
+    Ok(v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].as_u64().unwrap_or(0) as usize,
+                r[2].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect())
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+#[test]
+fn c3_two_variants_train_side_by_side_with_per_layer_gradients() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C3)?;
+    // The lesson's default: GPT-2's block (A) against the same block without residuals (B).
+    let start = s.browser.wait("[data-testid='compare-start']", 60)?;
+    assert_eq!(
+        s.browser.execute(
+            "return document.querySelector(\"[data-testid='b-residual']\").value;",
+            vec![]
+        )?,
+        Value::from("false")
+    );
+    let t0 = std::time::Instant::now();
+    s.browser.click(&start)?;
+    s.browser
+        .wait_text("[data-testid='compare-phase']", "finished", 300)?;
+    eprintln!("c3: both variants trained in {:?}", t0.elapsed());
+    let steps = s
+        .browser
+        .text(&s.browser.wait("[data-testid='compare-steps']", 5)?)?;
+    assert_eq!(steps, "300", "150 steps of each variant");
+
+    for side in ["a", "b"] {
+        let losses = side_data(&s, side, "losses")?;
+        let vals = side_data(&s, side, "vals")?;
+        assert_eq!(losses.len(), 150, "{side}: one loss per step");
+        assert_eq!(vals.len(), 7, "{side}: validation at 0, 25, …, 150");
+        assert!(
+            losses
+                .iter()
+                .chain(&vals)
+                .all(|l| l.is_finite() && *l > 0.0)
+        );
+        // Untrained: about ln(vocab) ≈ 4.1 nats; both fall from there.
+        assert!((vals[0] - 4.1).abs() < 0.3, "{side}: first val {}", vals[0]);
+        assert!(
+            mean(&losses[140..]) < mean(&losses[..10]) - 0.8,
+            "{side}: training loss did not fall: {losses:?}"
+        );
+        assert!(vals[6] < vals[0] - 0.8, "{side}: val {vals:?}");
+        eprintln!("c3 {side}: val losses {vals:?}");
+    }
+    // The residual model learns more than the unigram distribution (≈ 3 nats); the one
+    // without residuals stalls near it.
+    let (a_val, b_val) = (
+        side_data(&s, "a", "vals")?[6],
+        side_data(&s, "b", "vals")?[6],
+    );
+    assert!(a_val < b_val - 0.2, "A {a_val} vs B {b_val}");
+
+    let bars = grad_bars(&s)?;
+    assert_eq!(bars.len(), 8, "4 layers × 2 variants");
+    assert!(
+        bars.iter().all(|b| b.2.is_finite() && b.2 > 0.0),
+        "{bars:?}"
+    );
+    let norm = |v: &str, l: usize| bars.iter().find(|b| b.0 == v && b.1 == l).unwrap().2;
+    eprintln!(
+        "c3 grad norms A {:?} B {:?}",
+        (0..4).map(|l| norm("a", l)).collect::<Vec<_>>(),
+        (0..4).map(|l| norm("b", l)).collect::<Vec<_>>()
+    );
+    // Without residuals the first layer gets orders of magnitude less gradient than with.
+    assert!(norm("a", 0) > 100.0 * norm("b", 0), "{bars:?}");
+    assert!(norm("b", 0) < 1e-2 * norm("b", 3), "{bars:?}");
+
+    let widget = s.browser.wait("[data-testid='block-compare']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    s.screenshot("c3-block-compare")?;
+    Ok(())
+}
+
+#[test]
+fn c3_stop_ends_a_run_and_other_variants_can_be_picked() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C3)?;
+    s.browser.wait("[data-testid='compare-start']", 60)?;
+    select(&s, "b-placement", "post")?;
+    select(&s, "b-residual", "true")?;
+    select(&s, "a-norm", "rmsnorm")?;
+    select(&s, "a-ffn", "swiglu")?;
+    let start = s.browser.wait("[data-testid='compare-start']", 5)?;
+    s.browser.click(&start)?;
+    let legend = s
+        .browser
+        .text(&s.browser.wait("[data-testid='a-stats']", 5)?)?;
+    assert!(legend.contains("RMSNorm · SwiGLU · pre-norm"), "{legend}");
+    let legend = s
+        .browser
+        .text(&s.browser.wait("[data-testid='b-stats']", 5)?)?;
+    assert!(legend.contains("GELU · post-norm · residuals"), "{legend}");
+    let count = |s: &Session| -> usize {
+        s.browser
+            .find("[data-testid='compare-steps']")
+            .and_then(|e| s.browser.text(&e).ok())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0)
+    };
+    wait_for(Duration::from_secs(120), "a few steps", || {
+        (count(&s) >= 10).then_some(())
+    })?;
+    let stop = s.browser.wait("[data-testid='compare-stop']", 5)?;
+    s.browser.click(&stop)?;
+    s.browser
+        .wait_text("[data-testid='compare-phase']", "finished", 10)?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped = count(&s);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&s), stopped, "steps kept coming after Stop");
+    assert!(stopped < 300);
+    // Both variants ran: the SwiGLU/RMSNorm model and the post-norm one.
+    assert!(!side_data(&s, "a", "losses")?.is_empty());
+    assert!(!side_data(&s, "b", "losses")?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn c3_exercise_grades_right_and_wrong_layernorm() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(C3)?;
+    s.browser.wait("[data-testid='compare-start']", 60)?;
+    s.screenshot("c3-lesson-top")?;
+    let t = s.run_code("layernorm", LAYERNORM)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("layernorm", LAYERNORM_UNBIASED)?;
+    assert!(t.contains("✗") && t.contains("d - 1"), "{t}");
+    s.screenshot("c3-exercise-feedback")?;
+    Ok(())
+}

@@ -22,6 +22,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+#[path = "engine_worker/compare.rs"]
+mod compare;
 #[path = "engine_worker/device.rs"]
 mod device;
 
@@ -157,6 +159,20 @@ fn handle(request: Request) {
             s.generation += 1;
             s.paused = false;
         }),
+        Request::CompareVariants { run, spec } => {
+            // A new run ends whatever trained before (the same generation counter as D1's).
+            let generation = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                s.generation += 1;
+                s.paused = false;
+                s.generation
+            });
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = compare::run(run, spec, generation).await {
+                    error("compare", e);
+                }
+            });
+        }
         Request::LoadModel { url } => wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = load_model(&url).await {
                 error(&format!("load {url}"), e);

@@ -3,6 +3,7 @@
 
 mod attention_heatmap;
 mod bigram_counts;
+mod block_compare;
 mod bpe_steps;
 mod gpu_bench;
 mod kv_cache_bench;
@@ -43,6 +44,9 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <position_explorer::PositionExplorer config=self::config(config) />
         }
         .into_any(),
+        "block-compare" => {
+            view! { <block_compare::BlockCompare config=self::config(config) /> }.into_any()
+        }
         "kv-cache-bench" => {
             view! { <kv_cache_bench::KvCacheBench config=self::config(config) /> }.into_any()
         }

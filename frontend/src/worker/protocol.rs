@@ -1,6 +1,7 @@
 //! Messages between the page and the engine worker, as serde enums sent as JSON text.
 
 use engine::bench::{BenchConfig, Figure};
+use engine::model::gpt;
 use serde::{Deserialize, Serialize};
 
 /// The model a training widget asks for (the rest of `gpt::Config` is fixed by the widget).
@@ -18,6 +19,32 @@ pub struct TrainSpec {
     pub eval_interval: usize,
     /// Steps between samples shown while training.
     pub sample_interval: usize,
+}
+
+/// One model of lesson C3's comparison: the parts of the block (`engine::model::gpt::Config`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockVariant {
+    pub norm: gpt::Norm,
+    pub ffn: gpt::Ffn,
+    pub norm_placement: gpt::NormPlacement,
+    pub residual: bool,
+}
+
+/// Lesson C3's side-by-side run: two variants of the same small character-level GPT, trained
+/// on the same data from the same seed for the same number of steps, one step of each in turn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareSpec {
+    pub corpus_url: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub max_steps: usize,
+    /// Steps between validation losses.
+    pub eval_interval: usize,
+    pub variants: [BlockVariant; 2],
 }
 
 /// Which tokenizer the playground colours a text with.
@@ -41,7 +68,14 @@ pub enum Request {
     },
     Pause,
     Resume,
+    /// Ends a training run or a comparison.
     Stop,
+    /// Lesson C3: trains both variants of `spec`; answered by `VariantStarted`, then
+    /// `VariantStep`s and `VariantEval`s of both, then `VariantsDone`.
+    CompareVariants {
+        run: u32,
+        spec: CompareSpec,
+    },
     /// Loads a shipped checkpoint folder (`config.json` + `model.safetensors`) by URL.
     LoadModel {
         url: String,
@@ -186,6 +220,38 @@ pub enum Event {
     TrainingDone {
         run: u32,
         step: usize,
+    },
+    /// Variant `variant` (0 or 1) of a `CompareVariants` run is built.
+    VariantStarted {
+        run: u32,
+        variant: usize,
+        n_params: usize,
+    },
+    /// One optimizer step of a variant, with the gradient's norm before clipping, globally and
+    /// per block (first layer first).
+    VariantStep {
+        run: u32,
+        variant: usize,
+        step: usize,
+        loss: f32,
+        grad_norm: f32,
+        layer_grad_norms: Vec<f32>,
+    },
+    /// Validation loss of a variant (at step 0 and every `eval_interval` steps).
+    VariantEval {
+        run: u32,
+        variant: usize,
+        step: usize,
+        val: f32,
+    },
+    /// A variant stopped early (its loss diverged); the other one goes on.
+    VariantFailed {
+        run: u32,
+        variant: usize,
+        message: String,
+    },
+    VariantsDone {
+        run: u32,
     },
     ModelLoaded {
         url: String,

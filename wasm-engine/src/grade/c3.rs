@@ -112,7 +112,8 @@ fn random_vec(rng: &mut ChaCha8Rng, d: usize, lo: i32, hi: i32) -> Vec<f64> {
 
 fn case(name: String, x: Matrix, gamma: Vec<f64>, beta: Vec<f64>, eps: f64) -> Case {
     Case {
-        name,
+        // The feedback shows floats to 4 decimals, so eps is named here.
+        name: format!("{name}, eps = {eps:e}"),
         args: vec![json!(x), json!(gamma), json!(beta), json!(eps)],
     }
 }
@@ -166,7 +167,7 @@ impl Grader for LayerNormForward {
             .map(|r| r.into_iter().map(|v| v * 0.1).collect())
             .collect();
         cases.push(case(
-            format!("small spread, eps = 0.1, d = {d}"),
+            format!("small spread and a large eps, d = {d}"),
             x,
             random_vec(&mut rng, d, 50, 200),
             random_vec(&mut rng, d, -100, 100),
