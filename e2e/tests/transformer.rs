@@ -386,6 +386,12 @@ fn c3_exercise_grades_right_and_wrong_layernorm() -> Result<()> {
     s.open(C3)?;
     s.browser.wait("[data-testid='compare-start']", 60)?;
     s.screenshot("c3-lesson-top")?;
+    // The tables of measured gradients and losses (Markdown tables with maths in cells).
+    s.browser.execute(
+        "[...document.querySelectorAll('table')].pop().scrollIntoView();",
+        vec![],
+    )?;
+    s.screenshot("c3-variants-table")?;
     let t = s.run_code("layernorm", LAYERNORM)?;
     assert!(t.contains("✓ All"), "{t}");
     let t = s.run_code("layernorm", LAYERNORM_UNBIASED)?;

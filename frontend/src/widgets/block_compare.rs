@@ -464,7 +464,10 @@ fn SideStats(label: &'static str, side: Side) -> impl IntoView {
             " "
             {move || describe(&side.variant.get())}
             " · "
-            {move || thousands(side.n_params.get())}
+            {move || match side.n_params.get() {
+                0 => "–".to_string(),
+                n => thousands(n),
+            }}
             " parameters · loss "
             <strong data-testid=format!("{id}-loss")>{last_loss}</strong>
             " · val "
