@@ -65,6 +65,18 @@ const WIDGETS: &[(&str, &[&str])] = &[
     ("attention-heatmap", &["model", "text", "layout"]),
     ("position-explorer", &["positions", "dim"]),
     (
+        "quant-compare",
+        &[
+            "model",
+            "corpus",
+            "group_size",
+            "sparsities",
+            "windows",
+            "prompt",
+            "sample_tokens",
+        ],
+    ),
+    (
         "block-compare",
         &[
             "corpus",

@@ -8,12 +8,17 @@ use e2e::{Session, wait_for};
 
 const E1: &str = "/lesson/decoding";
 const E2: &str = "/lesson/kv-cache";
+const E3: &str = "/lesson/quantization";
 
 const TOP_P: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i] / total\n    return out\n";
 const TOP_P_NO_RENORM: &str = "def top_p_filter(probs, p):\n    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))\n    kept, total = [], 0.0\n    for i in order:\n        kept.append(i)\n        total += probs[i]\n        if total >= p:\n            break\n    out = [0.0] * len(probs)\n    for i in kept:\n        out[i] = probs[i]\n    return out\n";
 
 const KV_STEP: &str = "import math\n\ndef kv_step(K, V, q, k, v):\n    K = K + [k]\n    V = V + [v]\n    d = len(q)\n    s = [sum(a * b for a, b in zip(q, kj)) / math.sqrt(d) for kj in K]\n    m = max(s)\n    e = [math.exp(x - m) for x in s]\n    z = sum(e)\n    out = [sum(e[j] / z * V[j][c] for j in range(len(V))) for c in range(len(v))]\n    return [out, K, V]\n";
 const KV_STEP_BEFORE_APPEND: &str = "import math\n\ndef kv_step(K, V, q, k, v):\n    d = len(q)\n    keys, vals = (K, V) if K else ([k], [v])\n    s = [sum(a * b for a, b in zip(q, kj)) / math.sqrt(d) for kj in keys]\n    m = max(s)\n    e = [math.exp(x - m) for x in s]\n    z = sum(e)\n    out = [sum(e[j] / z * vals[j][c] for j in range(len(vals))) for c in range(len(v))]\n    return [out, K + [k], V + [v]]\n";
+
+const INT8: &str = "def int8_roundtrip(xs, clip):\n    r = clip if clip is not None else max(abs(x) for x in xs)\n    s = r / 127 if r > 0 else 1.0\n    xhat = [max(-127, min(127, round(x / s))) * s for x in xs]\n    err = max(abs(x - y) for x, y in zip(xs, xhat))\n    return [xhat, err]\n";
+const INT8_BY_128: &str = "def int8_roundtrip(xs, clip):\n    r = clip if clip is not None else max(abs(x) for x in xs)\n    s = r / 128 if r > 0 else 1.0\n    xhat = [max(-128, min(127, round(x / s))) * s for x in xs]\n    err = max(abs(x - y) for x, y in zip(xs, xhat))\n    return [xhat, err]\n";
+const INT8_NO_CLAMP: &str = "def int8_roundtrip(xs, clip):\n    r = clip if clip is not None else max(abs(x) for x in xs)\n    s = r / 127 if r > 0 else 1.0\n    xhat = [round(x / s) * s for x in xs]\n    err = max(abs(x - y) for x, y in zip(xs, xhat))\n    return [xhat, err]\n";
 
 /// The text of an element, or `None` while it is absent.
 fn text(s: &Session, css: &str) -> Option<String> {
@@ -173,5 +178,112 @@ fn e2_kv_cache_benchmark_runs_and_the_exercise_grades() -> Result<()> {
     assert!(t.contains("✓ All"), "{t}");
     let t = s.run_code("kv-step", KV_STEP_BEFORE_APPEND)?;
     assert!(t.contains("✗") && t.contains("before"), "{t}");
+    Ok(())
+}
+
+/// The number in a table cell (thousands separated by thin spaces).
+fn number(cell: &serde_json::Value) -> f64 {
+    let t: String = cell
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    t.parse().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn e3_quantization_widget_measures_each_format_and_the_exercise_grades() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open(E3)?;
+    let run = s.browser.wait("[data-testid='quant-run']", 90)?;
+    s.browser.click(&run)?;
+    // Progress shows while the worker works.
+    s.browser.wait("[data-testid='quant-progress']", 30)?;
+    s.browser.wait("[data-testid='memory-table']", 300)?;
+    let summary = text(&s, "[data-testid='quant-summary']").unwrap_or_default();
+    println!("e3 formats: {summary}");
+    let rows = s.browser.execute(
+        "return Array.from(document.querySelectorAll(\"[data-testid='quant-table'] tbody tr\")).map(r => [r.dataset.format, r.querySelector(\"[data-testid='file-bytes']\").textContent, r.querySelector(\"[data-testid='perplexity']\").textContent]);",
+        vec![],
+    )?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap_or("")).collect();
+    assert_eq!(names, ["fp32", "int8-sym", "int8-asym", "int4-g32"]);
+    let bytes: Vec<f64> = rows.iter().map(|r| number(&r[1])).collect();
+    let ppl: Vec<f64> = rows.iter().map(|r| number(&r[2])).collect();
+    // The fp32 file is the shipped model.safetensors, byte for byte the same size.
+    assert_eq!(bytes[0], 435_160.0, "{bytes:?}");
+    let int8_ratio = bytes[0] / bytes[1];
+    assert!(
+        (3.3..4.0).contains(&int8_ratio),
+        "int8 about 4× smaller: {bytes:?}"
+    );
+    assert!(bytes[2] > bytes[1], "zero points cost bytes: {bytes:?}");
+    assert!(
+        (5.0..8.0).contains(&(bytes[0] / bytes[3])),
+        "int4: {bytes:?}"
+    );
+    assert!(ppl.iter().all(|p| p.is_finite()), "{ppl:?}");
+    assert!((4.0..10.0).contains(&ppl[0]), "a trained model: {ppl:?}");
+    assert!(
+        (ppl[1] / ppl[0] - 1.0).abs() < 0.01,
+        "int8 keeps perplexity: {ppl:?}"
+    );
+    assert!((ppl[2] / ppl[0] - 1.0).abs() < 0.01, "{ppl:?}");
+    assert!(
+        ppl[3] > ppl[1].min(ppl[2]) && ppl[3] < 1.3 * ppl[0],
+        "int4 costs a little: {ppl:?}"
+    );
+    let samples = s.browser.find_all("[data-testid='quant-samples'] pre");
+    assert_eq!(samples.len(), 4);
+    for e in &samples {
+        let t = s.browser.text(e)?;
+        assert!(
+            t.starts_with("And God said") && t.chars().count() > 40,
+            "{t}"
+        );
+    }
+    // The pruning curve: a point per sparsity, rising to 90%.
+    let prune: Vec<f64> = s
+        .browser
+        .find_all("[data-testid='prune-perplexity']")
+        .iter()
+        .map(|e| s.browser.text(e).map(|t| number(&serde_json::json!(t))))
+        .collect::<Result<_>>()?;
+    println!("e3 pruning: {prune:?}");
+    assert_eq!(prune.len(), 6);
+    assert!((prune[0] - ppl[0]).abs() < 1e-3, "0% is the fp32 model");
+    assert!(
+        prune[5] > 1.5 * prune[0] && prune[2] >= prune[0],
+        "{prune:?}"
+    );
+    assert_eq!(
+        s.browser
+            .find_all("[data-testid='prune-chart'] circle.dot.val")
+            .len(),
+        6
+    );
+    let memory = text(&s, "[data-testid='memory-table']").unwrap_or_default();
+    assert!(
+        memory.contains("28.0 GB") && memory.contains("35.0 GB"),
+        "{memory}"
+    );
+    let widget = s.browser.wait("[data-testid='quant-compare']", 5)?;
+    s.browser.execute(
+        "arguments[0].scrollIntoView();",
+        vec![s.browser.element_json(&widget)],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    s.screenshot("e3-quantization")?;
+    let t = s.run_code("int8-roundtrip", INT8)?;
+    assert!(t.contains("✓ All"), "{t}");
+    let t = s.run_code("int8-roundtrip", INT8_BY_128)?;
+    assert!(t.contains("✗") && t.contains("not / 128"), "{t}");
+    let t = s.run_code("int8-roundtrip", INT8_NO_CLAMP)?;
+    assert!(t.contains("✗") && t.contains("clamp the codes"), "{t}");
+    s.screenshot("e3-exercise-feedback")?;
     Ok(())
 }

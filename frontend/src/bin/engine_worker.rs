@@ -26,6 +26,8 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 mod compare;
 #[path = "engine_worker/device.rs"]
 mod device;
+#[path = "engine_worker/quant.rs"]
+mod quant;
 
 /// Time the training loop runs before yielding to messages.
 const SLICE_MS: f64 = 100.0;
@@ -248,6 +250,28 @@ fn handle(request: Request) {
         } => wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = device::gpu_bench(&sizes, &model, tokens).await {
                 error("gpu bench", e);
+            }
+        }),
+        Request::QuantCompare {
+            model,
+            corpus,
+            group_size,
+            sparsities,
+            windows,
+            prompt,
+            sample_tokens,
+        } => wasm_bindgen_futures::spawn_local(async move {
+            let run = quant::compare(
+                &model,
+                &corpus,
+                group_size,
+                &sparsities,
+                windows,
+                &prompt,
+                sample_tokens,
+            );
+            if let Err(e) = run.await {
+                error("quantize", e);
             }
         }),
     }

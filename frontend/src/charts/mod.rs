@@ -40,8 +40,14 @@ const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
 
 /// A line chart of loss against step. `x_max` fixes the x axis (the run's planned steps).
+/// Other curves set their own `caption` (what is plotted against what) and `testid`.
 #[component]
-pub fn LossChart(series: Signal<Vec<Series>>, x_max: Signal<f64>) -> impl IntoView {
+pub fn LossChart(
+    series: Signal<Vec<Series>>,
+    x_max: Signal<f64>,
+    #[prop(default = "loss (nats) against step")] caption: &'static str,
+    #[prop(default = "loss-chart")] testid: &'static str,
+) -> impl IntoView {
     let bounds = Memo::new(move |_| {
         let all: Vec<f64> = series.with(|s| {
             s.iter()
@@ -129,8 +135,8 @@ pub fn LossChart(series: Signal<Vec<Series>>, x_max: Signal<f64>) -> impl IntoVi
             <svg
                 viewBox=format!("0 0 {W} {H}")
                 role="img"
-                aria-label="loss against training step"
-                data-testid="loss-chart"
+                aria-label=caption
+                data-testid=testid
             >
                 {y_ticks}
                 {x_ticks}
@@ -138,7 +144,7 @@ pub fn LossChart(series: Signal<Vec<Series>>, x_max: Signal<f64>) -> impl IntoVi
                 <line class="axis" x1=LEFT x2=W - RIGHT y1=H - BOTTOM y2=H - BOTTOM></line>
                 {lines}
             </svg>
-            <figcaption>{legend} <span class="axis-label">"loss (nats) against step"</span></figcaption>
+            <figcaption>{legend} <span class="axis-label">{caption}</span></figcaption>
         </figure>
     }
 }

@@ -8,6 +8,7 @@ mod bpe_steps;
 mod gpu_bench;
 mod kv_cache_bench;
 mod position_explorer;
+mod quant_compare;
 mod sample_shipped;
 mod sampling_playground;
 mod tokenizer_playground;
@@ -55,6 +56,9 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
         }
         .into_any(),
         "gpu-bench" => view! { <gpu_bench::GpuBench config=self::config(config) /> }.into_any(),
+        "quant-compare" => {
+            view! { <quant_compare::QuantCompare config=self::config(config) /> }.into_any()
+        }
         "runner" => {
             view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any()
         }

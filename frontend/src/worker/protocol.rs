@@ -138,6 +138,20 @@ pub enum Request {
         model: String,
         tokens: usize,
     },
+    /// Lesson E3: saves the checkpoint at `model` as fp32, int8 (symmetric and asymmetric) and
+    /// int4 in groups of `group_size`, loads each back, and measures the file, the perplexity
+    /// on `windows` windows of the validation split of `corpus` and a seeded sample after
+    /// `prompt`; then prunes it at each of `sparsities` and measures the perplexity again.
+    /// Answered by `QuantFormat`s, `QuantPrune`s and `QuantDone`, with `Progress` ("quantize").
+    QuantCompare {
+        model: String,
+        corpus: String,
+        group_size: usize,
+        sparsities: Vec<f32>,
+        windows: usize,
+        prompt: String,
+        sample_tokens: usize,
+    },
 }
 
 /// Where the engine worker computes.
@@ -334,6 +348,16 @@ pub enum Event {
         text: String,
     },
     GpuBenchDone,
+    /// One weight format of `QuantCompare`, of a model of `n_params` parameters.
+    QuantFormat {
+        n_params: usize,
+        report: engine::quant::FormatReport,
+    },
+    /// One point of `QuantCompare`'s pruning curve.
+    QuantPrune {
+        point: engine::quant::prune::PrunePoint,
+    },
+    QuantDone,
     Error {
         what: String,
         message: String,
