@@ -39,6 +39,10 @@ const WIDGETS: &[(&str, &[&str])] = &[
     ),
     ("bigram-counts", &["text"]),
     (
+        "architectures",
+        &["bert", "gpt", "t5", "masked", "prompt", "number"],
+    ),
+    (
         "runner",
         &[
             "n_layer",

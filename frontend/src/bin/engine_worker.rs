@@ -24,6 +24,8 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 #[path = "engine_worker/compare.rs"]
 mod compare;
+#[path = "engine_worker/architectures.rs"]
+mod architectures;
 #[path = "engine_worker/device.rs"]
 mod device;
 #[path = "engine_worker/quant.rs"]
@@ -272,6 +274,25 @@ fn handle(request: Request) {
             );
             if let Err(e) = run.await {
                 error("quantize", e);
+            }
+        }),
+        Request::FillMask { url, text } => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = architectures::fill_mask(&url, &text).await {
+                error("fill mask", e);
+            }
+        }),
+        Request::Continue {
+            url,
+            prompt,
+            max_new_tokens,
+        } => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = architectures::continue_text(&url, &prompt, max_new_tokens).await {
+                error("continue", e);
+            }
+        }),
+        Request::Translate { url, number } => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = architectures::translate(&url, number).await {
+                error("translate", e);
             }
         }),
     }

@@ -1,6 +1,7 @@
 //! Live widgets, one file each. A lesson names a widget in a ```` ```widget NAME ```` block;
 //! `build.rs` checks the name and keys, and [`Widget`] mounts it with its TOML as JSON.
 
+mod architectures;
 mod attention_heatmap;
 mod bigram_counts;
 mod block_compare;
@@ -55,6 +56,9 @@ pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
             <sampling_playground::SamplingPlayground config=self::config(config) />
         }
         .into_any(),
+        "architectures" => {
+            view! { <architectures::Architectures config=self::config(config) /> }.into_any()
+        }
         "gpu-bench" => view! { <gpu_bench::GpuBench config=self::config(config) /> }.into_any(),
         "quant-compare" => {
             view! { <quant_compare::QuantCompare config=self::config(config) /> }.into_any()

@@ -152,6 +152,23 @@ pub enum Request {
         prompt: String,
         sample_tokens: usize,
     },
+    /// Lesson C4: the BERT at `url` fills every `_` of `text`. Answered by `MaskFilled`.
+    FillMask {
+        url: String,
+        text: String,
+    },
+    /// Lesson C4: the GPT at `url` continues `prompt` greedily. Answered by `Continued`.
+    Continue {
+        url: String,
+        prompt: String,
+        max_new_tokens: usize,
+    },
+    /// Lesson C4: the T5 at `url` writes `number`, given to it in words, as digits. Answered
+    /// by `Translated`.
+    Translate {
+        url: String,
+        number: u32,
+    },
 }
 
 /// Where the engine worker computes.
@@ -188,6 +205,14 @@ pub struct Candidate {
     pub prob: f32,
     /// The probability it is drawn with, after top-k, top-p and renormalising (0 if cut).
     pub kept: f32,
+}
+
+/// One `[MASK]` position of lesson C4's fill-in, with BERT's best guesses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskFill {
+    pub position: usize,
+    /// `(character, probability)`, most likely first.
+    pub candidates: Vec<(String, f32)>,
 }
 
 /// Worker to page.
@@ -358,6 +383,35 @@ pub enum Event {
         point: engine::quant::prune::PrunePoint,
     },
     QuantDone,
+    /// Answer to `FillMask`: the input as BERT read it (`_` is `[MASK]`), the most likely
+    /// characters at each masked position, and the encoder's self-attention mask
+    /// (`mask[query][key]`, true where it may attend).
+    MaskFilled {
+        tokens: Vec<String>,
+        fills: Vec<MaskFill>,
+        mask: Vec<Vec<bool>>,
+    },
+    /// Answer to `Continue`: the prompt and the generated text as tokens, and the causal mask
+    /// over all of them.
+    Continued {
+        prompt_tokens: Vec<String>,
+        generated_tokens: Vec<String>,
+        mask: Vec<Vec<bool>>,
+    },
+    /// Answer to `Translate`: the source (the words, then EOS), the decoder's inputs (the
+    /// start token, then the digits written), what it wrote, and the three masks it ran with.
+    Translated {
+        number: u32,
+        source: String,
+        /// Whether `number` was held out of training.
+        held_out: bool,
+        source_tokens: Vec<String>,
+        target_tokens: Vec<String>,
+        output: String,
+        encoder_mask: Vec<Vec<bool>>,
+        decoder_mask: Vec<Vec<bool>>,
+        cross_mask: Vec<Vec<bool>>,
+    },
     Error {
         what: String,
         message: String,

@@ -10,6 +10,9 @@ use rand_chacha::ChaCha8Rng;
 /// The numbers of the task: `0..LIMIT`.
 pub const LIMIT: u32 = 10_000;
 
+/// How many numbers the shipped T5 (`cargo xtask assets`) never saw in training.
+pub const HELD_OUT: usize = 1000;
+
 const ONES: [&str; 20] = [
     "zero",
     "one",
@@ -72,6 +75,11 @@ pub fn split(seed: u64, held_out: usize) -> (Vec<u32>, Vec<u32>) {
     all.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let test = all.split_off(all.len() - held_out.min(all.len()));
     (all, test)
+}
+
+/// Whether `n` is among the `held_out` numbers of [`split`]`(seed, held_out)`.
+pub fn is_held_out(n: u32, seed: u64, held_out: usize) -> bool {
+    split(seed, held_out).1.contains(&n)
 }
 
 /// Every character either side of the task uses, for the tokenizer.
