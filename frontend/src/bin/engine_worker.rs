@@ -22,10 +22,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-#[path = "engine_worker/compare.rs"]
-mod compare;
 #[path = "engine_worker/architectures.rs"]
 mod architectures;
+#[path = "engine_worker/compare.rs"]
+mod compare;
 #[path = "engine_worker/device.rs"]
 mod device;
 #[path = "engine_worker/quant.rs"]

@@ -15,8 +15,8 @@
 mod gpt;
 mod roof;
 
-pub use roof::Roof;
 pub use gpt::{GpuGenerator, GpuGpt, GpuKvCache, generate};
+pub use roof::Roof;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -138,7 +138,9 @@ pub async fn generate_on_gpu(
             post(&Event::Device {
                 active: ComputeDevice::Cpu,
                 adapter: Some(adapter_name(&gpu)),
-                notice: Some(format!("This text was generated on the CPU: on WebGPU, {e}")),
+                notice: Some(format!(
+                    "This text was generated on the CPU: on WebGPU, {e}"
+                )),
             });
             Ok(false)
         }
