@@ -331,16 +331,7 @@ pub struct GpuGenerator<'a> {
 impl<'a> GpuGenerator<'a> {
     pub fn new(model: &'a GpuGpt, prompt: &[u32], config: SamplingConfig) -> Result<Self> {
         config.validate()?;
-        if prompt.is_empty() {
-            return Err(Error::config("prompt", "must hold at least one token"));
-        }
-        let vocab = model.config().vocab_size as u32;
-        if let Some(bad) = prompt.iter().find(|&&id| id >= vocab) {
-            return Err(Error::config(
-                "prompt",
-                format!("token id {bad} is outside the vocabulary of {vocab}"),
-            ));
-        }
+        crate::sample::check_prompt(prompt, model.config().vocab_size)?;
         Ok(Self {
             model,
             rng: ChaCha8Rng::seed_from_u64(config.seed),

@@ -163,6 +163,22 @@ pub struct Generator<'a> {
     last_distribution: Vec<f32>,
 }
 
+/// A prompt a generator can start from: at least one token, each inside the vocabulary.
+/// Shared by the CPU [`Generator`] and the GPU's generator.
+pub fn check_prompt(prompt: &[u32], vocab_size: usize) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(Error::config("prompt", "must hold at least one token"));
+    }
+    let vocab = vocab_size as u32;
+    if let Some(bad) = prompt.iter().find(|&&id| id >= vocab) {
+        return Err(Error::config(
+            "prompt",
+            format!("token id {bad} is outside the vocabulary of {vocab}"),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Generator<'a> {
     pub fn new(
         model: &'a Gpt,
@@ -171,16 +187,7 @@ impl<'a> Generator<'a> {
         use_kv_cache: bool,
     ) -> Result<Self> {
         config.validate()?;
-        if prompt.is_empty() {
-            return Err(Error::config("prompt", "must hold at least one token"));
-        }
-        let vocab = model.config().vocab_size as u32;
-        if let Some(bad) = prompt.iter().find(|&&id| id >= vocab) {
-            return Err(Error::config(
-                "prompt",
-                format!("token id {bad} is outside the vocabulary of {vocab}"),
-            ));
-        }
+        check_prompt(prompt, model.config().vocab_size)?;
         Ok(Self {
             model,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
