@@ -32,7 +32,8 @@ pub struct Lesson {
 pub enum Block {
     /// Prose, already HTML with MathML.
     Html(&'static str),
-    /// A live widget; `config` is its TOML body as JSON.
+    /// A live widget; `config` is its [`crate::widgets::config::WidgetConfig`] as JSON,
+    /// checked by `build.rs`.
     Widget {
         name: &'static str,
         config: &'static str,
@@ -43,8 +44,6 @@ pub enum Block {
 pub struct ExerciseBlock {
     /// The grader's id in `engine::grade`.
     pub id: &'static str,
-    /// "python", "numeric" or "choice".
-    pub kind: &'static str,
     pub title: &'static str,
     pub prompt_html: &'static str,
     pub starter: &'static str,

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::runner::{Config, RunnerConsole};
+use crate::runner::{RunnerConfig, RunnerConsole};
 
 #[component]
 pub fn RunnerPage() -> impl IntoView {
@@ -17,7 +17,7 @@ pub fn RunnerPage() -> impl IntoView {
                 <A href="/lesson/pretraining-on-the-runner">"Lesson D3"</A>
                 " explains the estimates."
             </p>
-            <RunnerConsole config=Config::default() />
+            <RunnerConsole config=RunnerConfig::default() />
         </section>
     }
 }

@@ -7,7 +7,7 @@ use engine::train::TrainConfig;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::Config;
+use super::RunnerConfig;
 use super::api::{Conn, Failure};
 use super::estimate::{self, Throughput, bytes, duration, si};
 use crate::widgets::thousands;
@@ -36,16 +36,16 @@ struct Fields {
 }
 
 impl Fields {
-    fn new(c: &Config) -> Self {
+    fn new(c: &RunnerConfig) -> Self {
         Self {
             name: RwSignal::new(String::new()),
-            n_layer: RwSignal::new(c.n_layer.to_string()),
-            n_head: RwSignal::new(c.n_head.to_string()),
-            n_embd: RwSignal::new(c.n_embd.to_string()),
-            block_size: RwSignal::new(c.block_size.to_string()),
-            max_steps: RwSignal::new(c.max_steps.to_string()),
-            batch_size: RwSignal::new(c.batch_size.to_string()),
-            learning_rate: RwSignal::new(c.learning_rate.to_string()),
+            n_layer: RwSignal::new(c.model.n_layer.to_string()),
+            n_head: RwSignal::new(c.model.n_head.to_string()),
+            n_embd: RwSignal::new(c.model.n_embd.to_string()),
+            block_size: RwSignal::new(c.model.block_size.to_string()),
+            max_steps: RwSignal::new(c.train.max_steps.to_string()),
+            batch_size: RwSignal::new(c.train.batch_size.to_string()),
+            learning_rate: RwSignal::new(c.train.learning_rate.to_string()),
             corpus: RwSignal::new(c.corpus.clone()),
             bpe: RwSignal::new(false),
             bpe_vocab: RwSignal::new("512".into()),
@@ -122,7 +122,7 @@ impl Fields {
 #[component]
 pub fn JobForm(
     conn: StoredValue<Conn>,
-    config: Config,
+    config: RunnerConfig,
     jobs: RwSignal<Vec<Job>>,
     corpora: RwSignal<Vec<CorpusInfo>>,
     throughput: Signal<Throughput>,

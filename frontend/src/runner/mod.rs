@@ -9,9 +9,9 @@ mod job;
 
 use engine::protocol::{CorpusInfo, Health, Job, JobId, JobState};
 use leptos::prelude::*;
-use serde::Deserialize;
 
 use crate::storage;
+pub use crate::widgets::config::RunnerConfig;
 use crate::widgets::thousands;
 use api::Conn;
 use estimate::Throughput;
@@ -21,36 +21,6 @@ use job::JobView;
 const URL_KEY: &str = "aw.runner.url";
 const TOKEN_KEY: &str = "aw.runner.token";
 
-/// The form's starting values (a lesson's ```` ```widget runner ```` block may set them).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub n_embd: usize,
-    pub block_size: usize,
-    pub max_steps: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub corpus: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        // A model a CPU runner trains in a few minutes: 2 layers × 128, ~0.4 M parameters.
-        Self {
-            n_layer: 2,
-            n_head: 4,
-            n_embd: 128,
-            block_size: 64,
-            max_steps: 1000,
-            batch_size: 16,
-            learning_rate: 3e-3,
-            corpus: "kjv".into(),
-        }
-    }
-}
-
 /// The runner serves the site, so by default it is this page's own origin.
 fn page_origin() -> String {
     web_sys::window()
@@ -59,7 +29,7 @@ fn page_origin() -> String {
 }
 
 #[component]
-pub fn RunnerConsole(config: Config) -> impl IntoView {
+pub fn RunnerConsole(config: RunnerConfig) -> impl IntoView {
     let url = RwSignal::new(storage::get(URL_KEY).unwrap_or_else(page_origin));
     let token = RwSignal::new(storage::get(TOKEN_KEY).unwrap_or_default());
     // The connection the rest of the console uses (its token follows the token field), and

@@ -4,35 +4,10 @@
 //! (encoder: full; decoder: causal; cross-attention: decoder rows over encoder columns).
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::ArchitecturesConfig;
 use crate::worker::protocol::MaskFill;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    bert: String,
-    gpt: String,
-    t5: String,
-    /// BERT's text, `_` where it fills in.
-    masked: String,
-    prompt: String,
-    number: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            bert: "/models/bert-kjv".into(),
-            gpt: "/models/char-kjv".into(),
-            t5: "/models/t5-numbers".into(),
-            masked: "And God _aid, Let there be light".into(),
-            prompt: "And God said".into(),
-            number: 4207,
-        }
-    }
-}
 
 /// Characters the GPT adds to the prompt.
 const CONTINUE_TOKENS: usize = 24;
@@ -168,7 +143,7 @@ fn waiting_or_failed<T>(answer: &Answer<T>, testid: &'static str) -> Option<AnyV
 }
 
 #[component]
-pub fn Architectures(config: Config) -> impl IntoView {
+pub fn Architectures(config: ArchitecturesConfig) -> impl IntoView {
     let masked = RwSignal::new(config.masked.clone());
     let prompt = RwSignal::new(config.prompt.clone());
     let number = RwSignal::new(config.number.to_string());

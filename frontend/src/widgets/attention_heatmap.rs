@@ -4,29 +4,9 @@
 //! a layer side by side instead (lesson C2).
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::AttentionHeatmapConfig;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// URL of the checkpoint folder.
-    model: String,
-    text: String,
-    /// "single" (one head, large, with hover) or "heads" (all heads of a layer, small).
-    layout: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            model: "/models/char-kjv".into(),
-            text: "And God said, Let there be light: and there was light.".into(),
-            layout: "single".into(),
-        }
-    }
-}
 
 /// `maps[layer][head][query][key]`.
 type Maps = Vec<Vec<Vec<Vec<f32>>>>;
@@ -111,7 +91,7 @@ fn grid(
 }
 
 #[component]
-pub fn AttentionHeatmap(config: Config) -> impl IntoView {
+pub fn AttentionHeatmap(config: AttentionHeatmapConfig) -> impl IntoView {
     let state = RwSignal::new(State::Loading);
     let text = RwSignal::new(config.text.clone());
     let layer = RwSignal::new(0usize);

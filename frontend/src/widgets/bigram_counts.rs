@@ -3,22 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::config::BigramCountsConfig;
 use leptos::prelude::*;
-use serde::Deserialize;
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    text: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            text: "in the beginning god created the heaven and the earth".into(),
-        }
-    }
-}
 
 /// Characters shown in the table: the most frequent ones (the rest are still counted).
 const SHOWN: usize = 12;
@@ -82,7 +68,7 @@ fn label(c: char) -> String {
 }
 
 #[component]
-pub fn BigramCounts(config: Config) -> impl IntoView {
+pub fn BigramCounts(config: BigramCountsConfig) -> impl IntoView {
     let text = RwSignal::new(config.text);
     view! {
         <div class="bigram-counts" data-testid="bigram-counts">

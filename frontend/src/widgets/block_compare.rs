@@ -6,56 +6,12 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::config::BlockCompareConfig;
 use super::thousands;
 use crate::charts::{LossChart, Series};
 use crate::worker::protocol::{BlockVariant, CompareSpec};
 use crate::worker::{EngineClient, Event, Request};
 use engine::model::gpt::{Ffn, Norm, NormPlacement};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    corpus: String,
-    n_layer: usize,
-    n_head: usize,
-    n_embd: usize,
-    block_size: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    max_steps: usize,
-    eval_interval: usize,
-    /// The variants selected when the page opens.
-    a: BlockVariant,
-    b: BlockVariant,
-}
-
-const GPT2: BlockVariant = BlockVariant {
-    norm: Norm::LayerNorm,
-    ffn: Ffn::Gelu,
-    norm_placement: NormPlacement::Pre,
-    residual: true,
-};
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            corpus: "/data/kjv.txt".into(),
-            n_layer: 4,
-            n_head: 4,
-            n_embd: 32,
-            block_size: 32,
-            batch_size: 8,
-            learning_rate: 3e-3,
-            max_steps: 150,
-            eval_interval: 25,
-            a: GPT2,
-            b: BlockVariant {
-                residual: false,
-                ..GPT2
-            },
-        }
-    }
-}
 
 /// Steps whose per-layer gradient norms are averaged for the bar chart (single steps are noisy).
 const GRAD_WINDOW: usize = 20;
@@ -138,12 +94,12 @@ fn describe(v: &BlockVariant) -> String {
 }
 
 #[component]
-pub fn BlockCompare(config: Config) -> impl IntoView {
+pub fn BlockCompare(config: BlockCompareConfig) -> impl IntoView {
     let phase = RwSignal::new(Phase::Idle);
     let run_id = RwSignal::new(0u32);
     let status = RwSignal::new(String::new());
     let sides = [Side::new(config.a), Side::new(config.b)];
-    let max_steps = config.max_steps;
+    let max_steps = config.train.max_steps;
 
     let client = EngineClient::get();
     let subscription = client.as_ref().ok().map(|client| {
@@ -214,14 +170,14 @@ pub fn BlockCompare(config: Config) -> impl IntoView {
 
     let spec = move || CompareSpec {
         corpus_url: config.corpus.clone(),
-        n_layer: config.n_layer,
-        n_head: config.n_head,
-        n_embd: config.n_embd,
-        block_size: config.block_size,
-        batch_size: config.batch_size,
-        learning_rate: config.learning_rate,
-        max_steps: config.max_steps,
-        eval_interval: config.eval_interval,
+        n_layer: config.model.n_layer,
+        n_head: config.model.n_head,
+        n_embd: config.model.n_embd,
+        block_size: config.model.block_size,
+        batch_size: config.train.batch_size,
+        learning_rate: config.train.learning_rate,
+        max_steps: config.train.max_steps,
+        eval_interval: config.train.eval_interval,
         variants: [
             sides[0].variant.get_untracked(),
             sides[1].variant.get_untracked(),
@@ -281,12 +237,12 @@ pub fn BlockCompare(config: Config) -> impl IntoView {
             <p class="widget-title">
                 {format!(
                     "Two GPTs of {} layers, {} heads, {}-dim, context {} characters, {} steps of {} sequences each, same data and seed.",
-                    config.n_layer,
-                    config.n_head,
-                    config.n_embd,
-                    config.block_size,
-                    config.max_steps,
-                    config.batch_size,
+                    config.model.n_layer,
+                    config.model.n_head,
+                    config.model.n_embd,
+                    config.model.block_size,
+                    config.train.max_steps,
+                    config.train.batch_size,
                 )}
             </p>
             <div class="variant-pickers">
@@ -324,7 +280,7 @@ pub fn BlockCompare(config: Config) -> impl IntoView {
                 <SideStats label="B" side=sides[1] />
             </div>
             <LossChart series=series x_max=Signal::derive(move || max_steps as f64) />
-            <GradChart sides=sides n_layer=config.n_layer />
+            <GradChart sides=sides n_layer=config.model.n_layer />
         </div>
     }
 }

@@ -2,25 +2,8 @@
 //! The same rules as the exercises (overlapping counts, ties to the first seen, left-to-right
 //! replacement); runs on the page since a few merges of a sentence are instant.
 
+use super::config::BpeStepsConfig;
 use leptos::prelude::*;
-use serde::Deserialize;
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    text: String,
-    /// How many merges the widget allows.
-    merges: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            text: "the cat sat on the mat with the hat".into(),
-            merges: 12,
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 struct Step {
@@ -105,7 +88,7 @@ impl State {
 }
 
 #[component]
-pub fn BpeSteps(config: Config) -> impl IntoView {
+pub fn BpeSteps(config: BpeStepsConfig) -> impl IntoView {
     let text = RwSignal::new(config.text.clone());
     let state = RwSignal::new(State::new(&config.text));
     let max_merges = config.merges;

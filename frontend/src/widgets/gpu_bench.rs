@@ -3,28 +3,10 @@
 //! measured on the adapter, and generation tokens/s of the shipped model on both devices.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::GpuBenchConfig;
 use crate::worker::protocol::ComputeDevice;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    sizes: Vec<usize>,
-    model: String,
-    tokens: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            sizes: vec![64, 128, 256, 512, 1024, 2048],
-            model: "/models/char-kjv".into(),
-            tokens: 64,
-        }
-    }
-}
 
 /// The arithmetic intensity of an fp32 `n × n` matmul at best: 2n³ FLOPs over 3n² values of
 /// 4 bytes (the lesson's formula).
@@ -52,7 +34,7 @@ impl Results {
 }
 
 #[component]
-pub fn GpuBench(config: Config) -> impl IntoView {
+pub fn GpuBench(config: GpuBenchConfig) -> impl IntoView {
     let running = RwSignal::new(false);
     let progress = RwSignal::new((0usize, 1usize));
     let problem = RwSignal::new(None::<String>);

@@ -2,26 +2,14 @@
 //! the time per token and the cache's size against the position.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::KvCacheBenchConfig;
 use super::thousands;
 use crate::worker::{EngineClient, Event, Request};
 use engine::bench::KvPoint;
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    n_tokens: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self { n_tokens: 256 }
-    }
-}
-
 #[component]
-pub fn KvCacheBench(config: Config) -> impl IntoView {
+pub fn KvCacheBench(config: KvCacheBenchConfig) -> impl IntoView {
     let n_tokens = RwSignal::new(config.n_tokens);
     let running = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);

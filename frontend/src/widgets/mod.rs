@@ -1,11 +1,12 @@
 //! Live widgets, one file each. A lesson names a widget in a ```` ```widget NAME ```` block;
-//! `build.rs` checks the name and keys, and [`Widget`] mounts it with its TOML as JSON.
+//! `build.rs` checks its TOML against [`config::WidgetConfig`], and [`Widget`] mounts it.
 
 mod architectures;
 mod attention_heatmap;
 mod bigram_counts;
 mod block_compare;
 mod bpe_steps;
+pub mod config;
 mod gpu_bench;
 mod kv_cache_bench;
 mod position_explorer;
@@ -16,57 +17,51 @@ mod tokenizer_playground;
 mod train_gpt;
 
 use leptos::prelude::*;
-use serde::de::DeserializeOwned;
 
-/// Parses a widget's config; build.rs already checked the keys, so this fails only on a type.
-fn config<T: DeserializeOwned + Default>(json: &str) -> T {
-    serde_json::from_str(json).unwrap_or_default()
-}
+use config::WidgetConfig;
 
+/// Mounts a widget from its config as `build.rs` wrote it (JSON of a [`WidgetConfig`]).
 #[component]
 pub fn Widget(name: &'static str, config: &'static str) -> impl IntoView {
-    let body = match name {
-        "train-gpt" => view! { <train_gpt::TrainGpt config=self::config(config) /> }.into_any(),
-        "sample-shipped" => {
-            view! { <sample_shipped::SampleShipped config=self::config(config) /> }.into_any()
+    let config: WidgetConfig =
+        serde_json::from_str(config).expect("build.rs wrote and read back every widget config");
+    let body = match config {
+        WidgetConfig::TrainGpt(config) => view! { <train_gpt::TrainGpt config /> }.into_any(),
+        WidgetConfig::SampleShipped(config) => {
+            view! { <sample_shipped::SampleShipped config /> }.into_any()
         }
-        "bigram-counts" => {
-            view! { <bigram_counts::BigramCounts config=self::config(config) /> }.into_any()
+        WidgetConfig::BigramCounts(config) => {
+            view! { <bigram_counts::BigramCounts config /> }.into_any()
         }
-        "bpe-steps" => view! { <bpe_steps::BpeSteps config=self::config(config) /> }.into_any(),
-        "tokenizer-playground" => view! {
-            <tokenizer_playground::TokenizerPlayground config=self::config(config) />
+        WidgetConfig::BpeSteps(config) => view! { <bpe_steps::BpeSteps config /> }.into_any(),
+        WidgetConfig::TokenizerPlayground(config) => {
+            view! { <tokenizer_playground::TokenizerPlayground config /> }.into_any()
         }
-        .into_any(),
-        "attention-heatmap" => view! {
-            <attention_heatmap::AttentionHeatmap config=self::config(config) />
+        WidgetConfig::AttentionHeatmap(config) => {
+            view! { <attention_heatmap::AttentionHeatmap config /> }.into_any()
         }
-        .into_any(),
-        "position-explorer" => view! {
-            <position_explorer::PositionExplorer config=self::config(config) />
+        WidgetConfig::PositionExplorer(config) => {
+            view! { <position_explorer::PositionExplorer config /> }.into_any()
         }
-        .into_any(),
-        "block-compare" => {
-            view! { <block_compare::BlockCompare config=self::config(config) /> }.into_any()
+        WidgetConfig::BlockCompare(config) => {
+            view! { <block_compare::BlockCompare config /> }.into_any()
         }
-        "kv-cache-bench" => {
-            view! { <kv_cache_bench::KvCacheBench config=self::config(config) /> }.into_any()
+        WidgetConfig::KvCacheBench(config) => {
+            view! { <kv_cache_bench::KvCacheBench config /> }.into_any()
         }
-        "sampling-playground" => view! {
-            <sampling_playground::SamplingPlayground config=self::config(config) />
+        WidgetConfig::SamplingPlayground(config) => {
+            view! { <sampling_playground::SamplingPlayground config /> }.into_any()
         }
-        .into_any(),
-        "architectures" => {
-            view! { <architectures::Architectures config=self::config(config) /> }.into_any()
+        WidgetConfig::Architectures(config) => {
+            view! { <architectures::Architectures config /> }.into_any()
         }
-        "gpu-bench" => view! { <gpu_bench::GpuBench config=self::config(config) /> }.into_any(),
-        "quant-compare" => {
-            view! { <quant_compare::QuantCompare config=self::config(config) /> }.into_any()
+        WidgetConfig::GpuBench(config) => view! { <gpu_bench::GpuBench config /> }.into_any(),
+        WidgetConfig::QuantCompare(config) => {
+            view! { <quant_compare::QuantCompare config /> }.into_any()
         }
-        "runner" => {
-            view! { <crate::runner::RunnerConsole config=self::config(config) /> }.into_any()
+        WidgetConfig::Runner(config) => {
+            view! { <crate::runner::RunnerConsole config /> }.into_any()
         }
-        other => view! { <p class="problem">{format!("unknown widget {other}")}</p> }.into_any(),
     };
     view! { <div class="widget" data-widget=name>{body}</div> }
 }

@@ -3,25 +3,9 @@
 //! positions `m` and `n` (the dot product of their encodings, RoPE's rotated dot product, or
 //! ALiBi's score bias), so that one can see which depend only on the distance `m − n`.
 
+use super::config::PositionExplorerConfig;
 use engine::model::position;
 use leptos::prelude::*;
-use serde::Deserialize;
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    positions: usize,
-    dim: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            positions: 48,
-            dim: 32,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Encoding {
@@ -69,7 +53,7 @@ fn heat(rows: &[Vec<f64>], testid: &'static str) -> impl IntoView + use<> {
 }
 
 #[component]
-pub fn PositionExplorer(config: Config) -> impl IntoView {
+pub fn PositionExplorer(config: PositionExplorerConfig) -> impl IntoView {
     let encoding = RwSignal::new(Encoding::Sinusoidal);
     let n = config.positions.clamp(2, 128);
     let dim = (config.dim.clamp(2, 128) / 2) * 2;

@@ -4,39 +4,12 @@
 //! sparsity; and the fp32/fp16/int8/int4 memory of 7B and 70B models beside ours.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::QuantCompareConfig;
 use super::thousands;
 use crate::charts::{LossChart, Series};
 use crate::worker::{EngineClient, Event, Request};
 use engine::quant::{FormatReport, prune::PrunePoint, weight_bytes};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    model: String,
-    corpus: String,
-    group_size: usize,
-    sparsities: Vec<f32>,
-    /// Validation windows of one block each for every perplexity.
-    windows: usize,
-    prompt: String,
-    sample_tokens: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            model: "/models/char-kjv".into(),
-            corpus: "/data/kjv.txt".into(),
-            group_size: 32,
-            sparsities: vec![0.0, 0.25, 0.5, 0.7, 0.8, 0.9],
-            windows: 64,
-            prompt: "And God said".into(),
-            sample_tokens: 80,
-        }
-    }
-}
 
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Results {
@@ -47,7 +20,7 @@ struct Results {
 }
 
 #[component]
-pub fn QuantCompare(config: Config) -> impl IntoView {
+pub fn QuantCompare(config: QuantCompareConfig) -> impl IntoView {
     let group_size = RwSignal::new(config.group_size);
     let running = RwSignal::new(false);
     let progress = RwSignal::new(None::<(usize, usize)>);

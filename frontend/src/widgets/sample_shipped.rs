@@ -2,32 +2,11 @@
 //! model being trained in this tab.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::SampleShippedConfig;
 use super::thousands;
 use crate::worker::protocol::ComputeDevice;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// URL of the checkpoint folder.
-    model: String,
-    prompt: String,
-    max_new_tokens: usize,
-    temperature: f32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            model: "/models/char-kjv".into(),
-            prompt: "And God said".into(),
-            max_new_tokens: 300,
-            temperature: 0.8,
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 enum ModelState {
@@ -37,7 +16,7 @@ enum ModelState {
 }
 
 #[component]
-pub fn SampleShipped(config: Config) -> impl IntoView {
+pub fn SampleShipped(config: SampleShippedConfig) -> impl IntoView {
     let state = RwSignal::new(ModelState::Loading);
     let prompt = RwSignal::new(config.prompt.clone());
     let temperature = RwSignal::new(config.temperature);

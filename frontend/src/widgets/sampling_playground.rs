@@ -2,31 +2,10 @@
 //! the top-k and top-p cuts drawn, stepped one token at a time with a fixed seed.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::SamplingPlaygroundConfig;
 use crate::worker::protocol::Candidate;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// URL of the checkpoint folder.
-    model: String,
-    prompt: String,
-    temperature: f32,
-    seed: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            model: "/models/char-kjv".into(),
-            prompt: "In the beginning God created the heaven and the ".into(),
-            temperature: 1.0,
-            seed: 42,
-        }
-    }
-}
 
 /// What the worker last reported.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +28,7 @@ fn label(text: &str) -> String {
 }
 
 #[component]
-pub fn SamplingPlayground(config: Config) -> impl IntoView {
+pub fn SamplingPlayground(config: SamplingPlaygroundConfig) -> impl IntoView {
     let url = config.model.clone();
     let loaded = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);

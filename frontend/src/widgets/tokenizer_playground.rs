@@ -2,33 +2,11 @@
 //! tokenizer, our BPE trained here at a chosen vocabulary size, and the shipped BPE.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::TokenizerPlaygroundConfig;
 use super::thousands;
 use crate::worker::protocol::{Piece, TokenizerChoice};
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    text: String,
-    /// Corpus our BPE is trained on.
-    corpus: String,
-    vocab_size: usize,
-    /// URL of the shipped BPE: a tokenizer JSON file or a checkpoint folder.
-    shipped: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            text: "In the beginning God created the heaven and the earth.".into(),
-            corpus: "/data/kjv.txt".into(),
-            vocab_size: 512,
-            shipped: "/models/bpe-kjv.json".into(),
-        }
-    }
-}
 
 /// Bytes of corpus our BPE trains on in the tab: enough for real merges, a few seconds.
 const TRAIN_BYTES: usize = 200_000;
@@ -40,7 +18,7 @@ enum Row {
 }
 
 #[component]
-pub fn TokenizerPlayground(config: Config) -> impl IntoView {
+pub fn TokenizerPlayground(config: TokenizerPlaygroundConfig) -> impl IntoView {
     let text = RwSignal::new(config.text.clone());
     let vocab_size = RwSignal::new(config.vocab_size);
     let char_row = RwSignal::new(Row::Waiting("…".into()));

@@ -2,44 +2,12 @@
 //! pause/resume and samples as it learns.
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
+use super::config::TrainGptConfig;
 use super::thousands;
 use crate::charts::{LossChart, training_series};
 use crate::worker::protocol::TrainSpec;
 use crate::worker::{EngineClient, Event, Request};
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    corpus: String,
-    n_layer: usize,
-    n_head: usize,
-    n_embd: usize,
-    block_size: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    max_steps: usize,
-    eval_interval: usize,
-    sample_interval: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            corpus: "/data/kjv.txt".into(),
-            n_layer: 2,
-            n_head: 4,
-            n_embd: 64,
-            block_size: 64,
-            batch_size: 16,
-            learning_rate: 3e-3,
-            max_steps: 600,
-            eval_interval: 50,
-            sample_interval: 100,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -51,7 +19,7 @@ enum Phase {
 }
 
 #[component]
-pub fn TrainGpt(config: Config) -> impl IntoView {
+pub fn TrainGpt(config: TrainGptConfig) -> impl IntoView {
     let phase = RwSignal::new(Phase::Idle);
     let run_id = RwSignal::new(0u32);
     let steps = RwSignal::new(Vec::<(f64, f64)>::new());
@@ -61,7 +29,7 @@ pub fn TrainGpt(config: Config) -> impl IntoView {
     let status = RwSignal::new(String::new());
     let model_info = RwSignal::new(String::new());
     let clicks = RwSignal::new(0u32);
-    let max_steps = config.max_steps;
+    let max_steps = config.train.max_steps;
 
     let client = EngineClient::get();
     let subscription = client.as_ref().ok().map(|client| {
@@ -132,14 +100,14 @@ pub fn TrainGpt(config: Config) -> impl IntoView {
 
     let spec = TrainSpec {
         corpus_url: config.corpus.clone(),
-        n_layer: config.n_layer,
-        n_head: config.n_head,
-        n_embd: config.n_embd,
-        block_size: config.block_size,
-        batch_size: config.batch_size,
-        learning_rate: config.learning_rate,
-        max_steps: config.max_steps,
-        eval_interval: config.eval_interval,
+        n_layer: config.model.n_layer,
+        n_head: config.model.n_head,
+        n_embd: config.model.n_embd,
+        block_size: config.model.block_size,
+        batch_size: config.train.batch_size,
+        learning_rate: config.train.learning_rate,
+        max_steps: config.train.max_steps,
+        eval_interval: config.train.eval_interval,
         sample_interval: config.sample_interval,
     };
     let start = move |_| {
@@ -190,12 +158,12 @@ pub fn TrainGpt(config: Config) -> impl IntoView {
             <p class="widget-title">
                 {format!(
                     "Train a GPT here: {} layers, {} heads, {}-dim embeddings, context {} characters, {} steps of {} sequences.",
-                    config.n_layer,
-                    config.n_head,
-                    config.n_embd,
-                    config.block_size,
-                    config.max_steps,
-                    config.batch_size,
+                    config.model.n_layer,
+                    config.model.n_head,
+                    config.model.n_embd,
+                    config.model.block_size,
+                    config.train.max_steps,
+                    config.train.batch_size,
                 )}
             </p>
             <div class="controls">

@@ -21,14 +21,8 @@ pub struct TrainSpec {
     pub sample_interval: usize,
 }
 
-/// One model of lesson C3's comparison: the parts of the block (`engine::model::gpt::Config`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BlockVariant {
-    pub norm: gpt::Norm,
-    pub ffn: gpt::Ffn,
-    pub norm_placement: gpt::NormPlacement,
-    pub residual: bool,
-}
+/// One model of lesson C3's comparison: the parts of the block.
+pub use engine::model::gpt::BlockVariant;
 
 /// Lesson C3's side-by-side run: two variants of the same small character-level GPT, trained
 /// on the same data from the same seed for the same number of steps, one step of each in turn.

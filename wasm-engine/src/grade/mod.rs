@@ -28,8 +28,6 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-include!("ids.rs");
-
 /// How the student answers an exercise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -122,6 +120,8 @@ impl Default for Tolerance {
     }
 }
 
+/// Every exercise the course grades: the one list of exercise ids and their kinds (the site's
+/// build script asks [`find`] about each exercise a lesson names).
 static GRADERS: &[&dyn Grader] = &[
     &d1::BigramNll,
     &d1::AttentionHead,
@@ -145,7 +145,8 @@ pub fn find(id: &str) -> Option<&'static dyn Grader> {
     GRADERS.iter().copied().find(|g| g.id() == id)
 }
 
-fn find_or_err(id: &str) -> Result<&'static dyn Grader> {
+/// The grader of an exercise id, or an error that lists the ids there are.
+pub fn lookup(id: &str) -> Result<&'static dyn Grader> {
     find(id).ok_or_else(|| {
         let known: Vec<&str> = GRADERS.iter().map(|g| g.id()).collect();
         Error::config(
@@ -160,12 +161,12 @@ fn find_or_err(id: &str) -> Result<&'static dyn Grader> {
 
 /// The hidden cases of an exercise, to run the student's code on.
 pub fn cases(id: &str) -> Result<Vec<Case>> {
-    Ok(find_or_err(id)?.cases())
+    Ok(lookup(id)?.cases())
 }
 
 /// Grades one submission: `outcomes[i]` is what the answer produced on `cases(id)[i]`.
 pub fn grade(id: &str, outcomes: &[Outcome]) -> Result<Verdict> {
-    let grader = find_or_err(id)?;
+    let grader = lookup(id)?;
     let cases = grader.cases();
     if outcomes.len() != cases.len() {
         return Err(Error::config(

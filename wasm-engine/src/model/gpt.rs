@@ -25,6 +25,9 @@ use crate::{Error, Result};
 /// The shape of a GPT. Field names are nanoGPT's `GPTConfig`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// Defaults to 0 in a config file: a character-level run sets it from its corpus (and the
+    /// runner from its tokenizer); `validate` rejects a 0 that nothing replaced.
+    #[serde(default)]
     pub vocab_size: usize,
     /// Longest context the model attends over (GPT-2's `n_positions`).
     pub block_size: usize,
@@ -54,6 +57,17 @@ pub struct Config {
     pub norm_placement: NormPlacement,
     /// Residual connections around attention and the FFN (turn off to see why they exist).
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub residual: bool,
+}
+
+/// The parts of the block that lesson C3 swaps between two otherwise identical models; each
+/// field replaces the [`Config`] field of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockVariant {
+    pub norm: Norm,
+    pub ffn: Ffn,
+    pub norm_placement: NormPlacement,
     pub residual: bool,
 }
 
