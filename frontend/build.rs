@@ -447,7 +447,19 @@ fn mathml(tex: &str, display: bool) -> Result<String, String> {
     let mut out = String::new();
     pulldown_latex::push_mathml(&mut out, events.into_iter(), config)
         .map_err(|e| format!("LaTeX error in `{tex}`: {e}"))?;
-    Ok(out)
+    // pulldown-latex writes the spaces `~` and `\ ` as the text `&nbsp;`, which its writer
+    // escapes again: the page would show "&nbsp;" literally.
+    let out = out.replace("&amp;nbsp;", "&#160;");
+    if !display {
+        return Ok(out);
+    }
+    // A span (display: block in the CSS), as display maths sits inside a paragraph. MathML
+    // does not wrap a line: a formula wider than the column scrolls sideways inside
+    // its own box, which must then be reachable from the keyboard (axe-core's
+    // scrollable-region-focusable); the label names it for a screen reader's tab stop.
+    Ok(format!(
+        "<span class=\"math-display\" tabindex=\"0\" role=\"group\" aria-label=\"formula\">{out}</span>"
+    ))
 }
 
 fn toml_table(path: &Path, at: usize, src: &str) -> Result<toml::Table, LessonError> {
