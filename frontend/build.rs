@@ -318,6 +318,9 @@ fn compile_body(path: &Path, body: &str, line0: usize) -> Result<Compiled, Lesso
         if !events.is_empty() {
             let mut html = String::new();
             pulldown_cmark::html::push_html(&mut html, events.drain(..));
+            // A code block wider than the column scrolls sideways: it must be reachable from
+            // the keyboard to scroll (axe-core's scrollable-region-focusable).
+            let html = html.replace("<pre>", "<pre tabindex=\"0\">");
             blocks.push(Block::Html(html));
         }
     };
