@@ -112,3 +112,48 @@ fn no_page_has_a_serious_or_critical_axe_violation() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn shortcuts_dialog_takes_focus_and_gives_it_back() -> Result<()> {
+    let Some(s) = Session::start()? else {
+        return Ok(());
+    };
+    s.open("/")?;
+    s.browser.wait("[data-testid='course-map']", 90)?;
+    let toggle = s.browser.wait("[data-testid='theme-toggle']", 5)?;
+    s.browser.execute(
+        "arguments[0].focus();",
+        vec![s.browser.element_json(&toggle)],
+    )?;
+    s.browser.send_keys(&toggle, "?")?;
+    s.browser.wait("[data-testid='shortcuts-dialog']", 30)?;
+    let focused = wait_for(Duration::from_secs(30), "focus in the dialog", || {
+        let id = s
+            .browser
+            .execute(
+                "return document.activeElement && document.activeElement.dataset.testid;",
+                vec![],
+            )
+            .ok()?;
+        (id == "shortcuts-dialog").then_some(id)
+    })?;
+    assert_eq!(focused, "shortcuts-dialog");
+    let dialog = s.browser.wait("[data-testid='shortcuts-dialog']", 5)?;
+    s.browser.send_keys(&dialog, "\u{E00C}")?; // WebDriver's Escape key
+    wait_for(
+        Duration::from_secs(30),
+        "focus back on the theme toggle",
+        || {
+            let id = s
+                .browser
+                .execute(
+                    "return document.querySelector(\"[data-testid='shortcuts-dialog']\") === null \
+                 && document.activeElement && document.activeElement.dataset.testid;",
+                    vec![],
+                )
+                .ok()?;
+            (id == "theme-toggle").then_some(())
+        },
+    )?;
+    Ok(())
+}
