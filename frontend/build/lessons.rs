@@ -220,6 +220,9 @@ fn compile_body(path: &Path, body: &str, line0: usize) -> Result<Compiled, Lesso
         if !events.is_empty() {
             let mut html = String::new();
             pulldown_cmark::html::push_html(&mut html, events.drain(..));
+            // A code block wider than the column scrolls sideways: it must be reachable from
+            // the keyboard to scroll (axe-core's scrollable-region-focusable).
+            let html = html.replace("<pre>", "<pre tabindex=\"0\">");
             blocks.push(Block::Html(html));
         }
     };
@@ -349,7 +352,19 @@ fn mathml(tex: &str, display: bool) -> Result<String, String> {
     let mut out = String::new();
     pulldown_latex::push_mathml(&mut out, events.into_iter(), config)
         .map_err(|e| format!("LaTeX error in `{tex}`: {e}"))?;
-    Ok(out)
+    // pulldown-latex writes the spaces `~` and `\ ` as the text `&nbsp;`, which its writer
+    // escapes again: the page would show "&nbsp;" literally.
+    let out = out.replace("&amp;nbsp;", "&#160;");
+    if !display {
+        return Ok(out);
+    }
+    // A span (display: block in the CSS), as display maths sits inside a paragraph. MathML
+    // does not wrap a line: a formula wider than the column scrolls sideways inside
+    // its own box, which must then be reachable from the keyboard (axe-core's
+    // scrollable-region-focusable); the label names it for a screen reader's tab stop.
+    Ok(format!(
+        "<span class=\"math-display\" tabindex=\"0\" role=\"group\" aria-label=\"formula\">{out}</span>"
+    ))
 }
 
 fn compile_widget(path: &Path, at: usize, name: &str, src: &str) -> Result<Block, LessonError> {

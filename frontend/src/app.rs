@@ -203,9 +203,36 @@ fn Shortcuts(theme: RwSignal<Theme>, help_open: RwSignal<bool>) -> impl IntoView
         }
     });
     on_cleanup(move || handle.remove());
+    // The dialog takes focus when it opens (so a keyboard or screen-reader user lands in it),
+    // and gives it back to where it was when it closes.
+    let dialog = NodeRef::<leptos::html::Div>::new();
+    let focus_before = StoredValue::new_local(None::<web_sys::HtmlElement>);
+    Effect::new(move |_| {
+        if help_open.get() {
+            if let Some(el) = dialog.get() {
+                if focus_before.with_value(Option::is_none) {
+                    let active = document()
+                        .active_element()
+                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok());
+                    focus_before.set_value(active);
+                }
+                let _ = el.focus();
+            }
+        } else if let Some(el) = focus_before.try_update_value(Option::take).flatten() {
+            let _ = el.focus();
+        }
+    });
     view! {
         <Show when=move || help_open.get()>
-            <div class="shortcuts" role="dialog" aria-label="keyboard shortcuts">
+            <div
+                class="shortcuts"
+                role="dialog"
+                aria-modal="true"
+                aria-label="keyboard shortcuts"
+                tabindex="-1"
+                node_ref=dialog
+                data-testid="shortcuts-dialog"
+            >
                 <h2>"Keyboard"</h2>
                 <dl>
                     <dt><kbd>"Tab"</kbd></dt><dd>"move between links, buttons and editors"</dd>

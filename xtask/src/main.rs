@@ -90,6 +90,7 @@ fn setup(cache: &Cache, workspace: &Path) -> Result<()> {
     tools::ensure_wasm_bindgen(cache, workspace)?;
     tools::ensure_wasm_opt(cache)?;
     tools::ensure_pyodide(cache)?;
+    tools::ensure_axe_core(cache)?;
     tools::ensure_apt(tools::BROWSER_PACKAGES)?;
     tools::ensure_apt(tools::VULKAN_PACKAGES)?;
     println!("[setup] every tool is in place");

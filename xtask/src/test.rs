@@ -124,6 +124,7 @@ fn browser_tests(cache: &Cache, workspace: &Path, counts: &mut TestCounts) -> Re
         ));
     }
     tools::ensure_apt(tools::BROWSER_PACKAGES)?;
+    let axe_js = tools::ensure_axe_core(cache)?;
     site::build(cache, workspace)?;
     if !workspace.join(E2E_PACKAGE).join("Cargo.toml").exists() {
         return Ok(Ran::Skipped(format!(
@@ -146,6 +147,7 @@ fn browser_tests(cache: &Cache, workspace: &Path, counts: &mut TestCounts) -> Re
             .args(["test", "--no-fail-fast", "-p", E2E_PACKAGE])
             .env("AW_SITE_DIR", site::dist(workspace))
             .env("AW_RUNNER_BIN", runner_bin)
+            .env("AW_AXE_JS", axe_js)
             .env("CHROMEDRIVER", "/usr/bin/chromedriver")
             .env("CHROMIUM", "/usr/bin/chromium"),
         counts,

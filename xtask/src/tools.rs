@@ -24,6 +24,8 @@ pub const TRUNK_VERSION: &str = "0.21.14";
 pub const BINARYEN_VERSION: &str = "132";
 /// Runs the site's Python exercises in a module worker; served from `dist/pyodide/`.
 pub const PYODIDE_VERSION: &str = "314.0.7";
+/// Accessibility checks in the browser tests (`e2e/tests/accessibility.rs`).
+pub const AXE_CORE_VERSION: &str = "4.14.1";
 /// Headless Chromium and its WebDriver for the browser tests.
 pub const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 /// lavapipe: a Vulkan adapter on the CPU, so native wgpu kernels are tested without a GPU.
@@ -146,6 +148,12 @@ pub fn ensure_wasm_opt(cache: &Cache) -> Result<()> {
 /// Pyodide from the npm registry; trunk's post-build hook copies it into `dist/pyodide/`.
 pub fn ensure_pyodide(cache: &Cache) -> Result<()> {
     ensure_npm_package(cache, "pyodide", PYODIDE_VERSION)
+}
+
+/// axe-core from the npm registry; the browser tests inject its `axe.min.js` into each page.
+pub fn ensure_axe_core(cache: &Cache) -> Result<PathBuf> {
+    ensure_npm_package(cache, "axe-core", AXE_CORE_VERSION)?;
+    Ok(cache.node_modules().join("axe-core/axe.min.js"))
 }
 
 fn ensure_npm_package(cache: &Cache, name: &str, version: &str) -> Result<()> {
