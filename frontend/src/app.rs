@@ -211,9 +211,9 @@ fn Shortcuts(theme: RwSignal<Theme>, help_open: RwSignal<bool>) -> impl IntoView
         if help_open.get() {
             if let Some(el) = dialog.get() {
                 if focus_before.with_value(Option::is_none) {
-                    let active = document()
-                        .active_element()
-                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok());
+                    let active = document().active_element().and_then(|e| {
+                        wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()
+                    });
                     focus_before.set_value(active);
                 }
                 let _ = el.focus();
